@@ -1,0 +1,7 @@
+"""`python -m fido`: the same command line as the `fido` script."""
+
+import sys
+
+from fido._cli import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""The result of scoring (`Assessment`) and of the policy's decision (`Decision`)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from fido import _serde
+from fido._errors import InvalidRecord
+
+__all__ = ["Action", "Assessment", "Contribution", "Decision", "Dimension"]
+
+
+class Dimension(enum.Enum):
+    """The three dimensions of an assessment, as in the original FIDO."""
+
+    THREAT = "threat"
+    MACHINE = "machine"
+    USER = "user"
+
+
+def _dimension(value: Dimension | str) -> Dimension:
+    try:
+        return Dimension(value)
+    except ValueError:
+        raise InvalidRecord(
+            f"dimension is threat, machine or user, not {str(value)[:40]!r}",
+            record="Contribution",
+            field="dimension",
+        ) from None
+
+
+def _points(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRecord(
+            f"{attribute.name} is an integer", record=type(instance).__name__, field=attribute.name
+        )
+
+
+def _score(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    _points(instance, attribute, value)
+    if not 0 <= value <= 100:
+        raise InvalidRecord(
+            f"{attribute.name} is between 0 and 100, not {value}",
+            record=type(instance).__name__,
+            field=attribute.name,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Contribution:
+    """One reason for some of the points of an assessment.
+
+    Args:
+        dimension: The dimension the points count towards.
+        points: How many points (negative for evidence that lowers the score).
+        reason: Why, in words an analyst reads (`"VirusTotal: malicious, 53/70 engines"`).
+        source: Who supplied the evidence: a detector, an enricher, `history` or `policy`.
+        rule: The policy key that gave the points (`threat.verdict.malicious`).
+    """
+
+    dimension: Dimension = attrs.field(converter=_dimension)
+    points: int = attrs.field(validator=_points)
+    reason: str
+    source: str
+    rule: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.points:+d} {self.dimension.value}: {self.reason} [{self.source}; {self.rule}]"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Assessment:
+    """How an incident scored, and every reason why.
+
+    `threat`, `machine` and `user` are each the sum of their contributions (the policy's
+    caps and floors appear as contributions too, so the sums are exact), and `total`
+    combines the three as the policy says (`combination` names the rule). The default
+    `Assessment()` is the empty assessment of an incident not yet scored.
+
+    Args:
+        threat: The threat score, 0-100.
+        machine: The machine score, 0-100.
+        user: The user score, 0-100.
+        total: The combined score, 0-100.
+        contributions: Every reason, in the order the rules ran.
+        combination: How `total` was combined, in words.
+        policy: The policy's name.
+        policy_version: The policy's version.
+        assessed_at: The time the assessment was made for (the scorer's `now`).
+    """
+
+    threat: int = attrs.field(default=0, validator=_score)
+    machine: int = attrs.field(default=0, validator=_score)
+    user: int = attrs.field(default=0, validator=_score)
+    total: int = attrs.field(default=0, validator=_score)
+    contributions: tuple[Contribution, ...] = attrs.field(default=(), converter=tuple)
+    combination: str = ""
+    policy: str = ""
+    policy_version: str = ""
+    assessed_at: datetime | None = None
+
+    @property
+    def assessed(self) -> bool:
+        """Whether this is a real assessment (False for the empty default)."""
+        return self.assessed_at is not None
+
+    def score(self, dimension: Dimension | str) -> int:
+        """The score of one dimension."""
+        dimension = _dimension(dimension)
+        if dimension is Dimension.THREAT:
+            return self.threat
+        if dimension is Dimension.MACHINE:
+            return self.machine
+        return self.user
+
+    def contributions_to(self, dimension: Dimension | str) -> tuple[Contribution, ...]:
+        """The contributions to one dimension, in order."""
+        dimension = _dimension(dimension)
+        return tuple(c for c in self.contributions if c.dimension is dimension)
+
+    def explain(self) -> str:
+        """A readable account of the score: each dimension, then each contribution.
+
+        Example:
+            ```text
+            Total 75/100 = threat + machine + user, capped at 100 (policy default 1)
+            Threat 55/100
+                +30  severity high                        edr         threat.severity.high
+                +25  my-feed says malicious (C)           my-feed     threat.verdict.malicious
+            Machine 20/100
+                +20  5 or more critical patches missing   inventory   machine.patches.critical
+            User 0/100
+                (no contributions)
+            ```
+        """
+        if not self.assessed:
+            return "Not assessed."
+        policy = f"policy {self.policy} {self.policy_version}".rstrip()
+        lines = [f"Total {self.total}/100 = {self.combination} ({policy})"]
+        for dimension in Dimension:
+            lines.append(f"{dimension.value.capitalize()} {self.score(dimension)}/100")
+            contributions = self.contributions_to(dimension)
+            if not contributions:
+                lines.append("    (no contributions)")
+                continue
+            reason_width = max(len(c.reason) for c in contributions)
+            source_width = max(len(c.source) for c in contributions)
+            lines.extend(
+                f"    {c.points:+4d}  {c.reason:<{reason_width}}  "
+                f"{c.source:<{source_width}}  {c.rule}"
+                for c in contributions
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The assessment as JSON data."""
+        return _serde.dump(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Assessment:
+        """Build an assessment from the dict form `to_dict` writes.
+
+        Raises:
+            InvalidRecord: A field is missing, unknown or malformed.
+        """
+        return _serde.load_record(cls, data)
+
+
+@attrs.frozen(kw_only=True)
+class Action:
+    """Something the policy decided to do about an incident (`notify`, `ticket`, `contain`).
+
+    The pipeline hands each action to the responders configured for its name.
+
+    Args:
+        name: The action's name, as the policy and the responders call it.
+        requires_approval: Whether a person must approve it first (`pipeline.approve`).
+        approval_timeout: How long an approval may wait before it expires.
+        reason: Why the policy chose it.
+        params: Further JSON data for the responders.
+    """
+
+    name: str
+    requires_approval: bool = False
+    approval_timeout: timedelta | None = None
+    reason: str = ""
+    params: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        name: object = self.name
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRecord("an action has a name", record="Action", field="name")
+        try:
+            _serde.check_json(self.params, "params")
+        except _serde.LoadError as exc:
+            raise InvalidRecord(exc.message, record="Action", field=exc.path) from None
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """What the policy decided: a level, the actions, and a recommendation.
+
+    The default `Decision()` is the empty decision of an incident not yet decided.
+
+    Args:
+        level: The policy's level for the score (by default `suppress`, `log`, `notify`,
+            `ticket` or `contain`).
+        actions: The actions to carry out, in order.
+        recommendation: Advice for the analyst (`"scan, patch and release"`).
+        reason: Why: the threshold reached, or why actions were withheld (an allowlist
+            entry, a repeat within the window).
+        policy: The policy's name.
+        policy_version: The policy's version.
+    """
+
+    level: str = ""
+    actions: tuple[Action, ...] = attrs.field(default=(), converter=tuple)
+    recommendation: str = ""
+    reason: str = ""
+    policy: str = ""
+    policy_version: str = ""
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """The names of the actions, in order."""
+        return tuple(a.name for a in self.actions)
+
+    def action(self, name: str) -> Action | None:
+        """The action called `name`, if the decision has it."""
+        return next((a for a in self.actions if a.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as JSON data."""
+        return _serde.dump(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Build a decision from the dict form `to_dict` writes.
+
+        Raises:
+            InvalidRecord: A field is missing, unknown or malformed.
+        """
+        return _serde.load_record(cls, data)

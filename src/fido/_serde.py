@@ -1,0 +1,337 @@
+"""Plain-data (JSON) conversion of the model's attrs classes, driven by their type hints.
+
+Every model class turns into a dict of JSON values and back without loss: enums by value,
+datetimes as ISO 8601 with their offset, timedeltas as seconds, tuples as lists, nested
+model objects as dicts. Where a field may hold one of several model classes (a finding's
+subject: an Observable, a Host or a User), the dict carries a `"type"` tag.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, TypeVar
+
+import attrs
+
+from fido._errors import InvalidRecord
+
+__all__ = ["LoadError", "check_json", "dump", "load", "load_record", "type_tag"]
+
+T = TypeVar("T")
+Dumper = Callable[[Any], Any]
+Loader = Callable[[Any, str], Any]
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class LoadError(Exception):
+    """Internal: a value that does not fit its field; callers wrap it in a fido error."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def check_json(value: Any, path: str = "") -> Any:
+    """Check that `value` is JSON data; return a copy with tuples made lists.
+
+    Raises:
+        LoadError: A value that JSON cannot hold (or a key that is not a str).
+    """
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise LoadError(path, f"JSON object keys are str, not {type(key).__name__}")
+            result[key] = check_json(item, _join(path, key))
+        return result
+    if isinstance(value, list | tuple):
+        return [check_json(item, _join(path, i)) for i, item in enumerate(value)]
+    raise LoadError(path, f"not JSON data: {type(value).__name__}")
+
+
+def type_tag(cls: type) -> str:
+    """The `"type"` tag of a model class: its name in snake case (`HostContext` -> host_context)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+def _dump_datetime(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _dump_timedelta(value: timedelta) -> float:
+    return value.total_seconds()
+
+
+def _dump_enum(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _args(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint)
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+@cache
+def _dumper(hint: Any) -> Dumper:
+    if hint is Any or hint in _JSON_SCALARS:
+        return _identity
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _dump_enum
+    if hint is datetime:
+        return _dump_datetime
+    if hint is timedelta:
+        return _dump_timedelta
+    if isinstance(hint, type) and attrs.has(hint):
+        return dump
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = _dumper(_args(hint)[0])
+        return lambda value: [item(v) for v in value]
+    if origin in (Mapping, dict):
+        value_dumper = _dumper(_args(hint)[1])
+        return lambda value: {k: value_dumper(v) for k, v in value.items()}
+    if _is_union(hint):
+        return _union_dumper(hint)
+    raise TypeError(f"no JSON form for {hint!r}")  # pragma: no cover - a model bug
+
+
+def _union_dumper(hint: Any) -> Dumper:
+    members = [m for m in _args(hint) if m is not type(None)]
+    models = [m for m in members if isinstance(m, type) and attrs.has(m)]
+    if len(models) > 1:
+
+        def tagged(value: Any) -> Any:
+            if value is None:
+                return None
+            return {"type": type_tag(type(value)), **dump(value)}
+
+        return tagged
+    inner = _dumper(members[0]) if len(members) == 1 else _identity
+
+    def optional(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return optional
+
+
+_DUMP_PLANS: dict[type, tuple[tuple[str, Dumper], ...]] = {}
+_LOAD_PLANS: dict[type, tuple[tuple[str, str, Loader, bool], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, Dumper], ...]:
+    plan = _DUMP_PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = tuple((f.name, _dumper(hints[f.name])) for f in attrs.fields(cls))
+        _DUMP_PLANS[cls] = plan
+    return plan
+
+
+def dump(obj: Any) -> dict[str, Any]:
+    """Turn an instance of a model class into a dict of JSON values."""
+    return {name: dumper(getattr(obj, name)) for name, dumper in _fields(type(obj))}
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def _load_str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise LoadError(path, f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _load_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LoadError(path, f"expected an integer, not {type(value).__name__}")
+    return value
+
+
+def _load_float(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LoadError(path, f"expected a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _load_bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise LoadError(path, f"expected true or false, not {type(value).__name__}")
+    return value
+
+
+def _load_datetime(value: Any, path: str) -> datetime:
+    if isinstance(value, datetime):
+        result = value
+    else:
+        try:
+            result = datetime.fromisoformat(_load_str(value, path))
+        except ValueError:
+            raise LoadError(path, "expected an ISO 8601 date and time") from None
+    if result.tzinfo is None:
+        raise LoadError(path, "expected a time with a UTC offset")
+    return result
+
+
+def _load_timedelta(value: Any, path: str) -> timedelta:
+    return timedelta(seconds=_load_float(value, path))
+
+
+def _load_any(value: Any, path: str) -> Any:
+    return check_json(value, path)
+
+
+_SCALAR_LOADERS: dict[Any, Loader] = {
+    str: _load_str,
+    int: _load_int,
+    float: _load_float,
+    bool: _load_bool,
+    datetime: _load_datetime,
+    timedelta: _load_timedelta,
+    Any: _load_any,
+}
+
+
+def _enum_loader(cls: type[enum.Enum]) -> Loader:
+    def load_enum(value: Any, path: str) -> enum.Enum:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in cls)
+            raise LoadError(path, f"expected one of {choices}") from None
+
+    return load_enum
+
+
+def _model_loader(cls: type) -> Loader:
+    return lambda value, path: load(cls, value, path)
+
+
+@cache
+def _loader(hint: Any) -> Loader:
+    if hint in _SCALAR_LOADERS:
+        return _SCALAR_LOADERS[hint]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _enum_loader(hint)
+    if isinstance(hint, type) and attrs.has(hint):
+        return _model_loader(hint)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = _loader(_args(hint)[0])
+
+        def load_tuple(value: Any, path: str) -> tuple[Any, ...]:
+            if not isinstance(value, list | tuple):
+                raise LoadError(path, f"expected a list, not {type(value).__name__}")
+            return tuple(item(v, _join(path, i)) for i, v in enumerate(value))
+
+        return load_tuple
+    if origin in (Mapping, dict):
+        value_loader = _loader(_args(hint)[1])
+
+        def load_mapping(value: Any, path: str) -> dict[str, Any]:
+            if not isinstance(value, Mapping):
+                raise LoadError(path, f"expected an object, not {type(value).__name__}")
+            return {_load_str(k, path): value_loader(v, _join(path, k)) for k, v in value.items()}
+
+        return load_mapping
+    if _is_union(hint):
+        return _union_loader(hint)
+    raise TypeError(f"cannot load {hint!r}")  # pragma: no cover - a model bug
+
+
+def _union_loader(hint: Any) -> Loader:
+    members = [m for m in _args(hint) if m is not type(None)]
+    nullable = len(members) < len(_args(hint))
+    models = {type_tag(m): m for m in members if isinstance(m, type) and attrs.has(m)}
+    if len(models) > 1:
+
+        def load_tagged(value: Any, path: str) -> Any:
+            if value is None and nullable:
+                return None
+            if not isinstance(value, Mapping):
+                raise LoadError(path, f"expected an object, not {type(value).__name__}")
+            tag = value.get("type")
+            if tag not in models:
+                raise LoadError(_join(path, "type"), f"expected one of {sorted(models)}")
+            return load(models[tag], {k: v for k, v in value.items() if k != "type"}, path)
+
+        return load_tagged
+    inner = _loader(members[0]) if len(members) == 1 else _load_any
+
+    def load_optional(value: Any, path: str) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise LoadError(path, "a value is required")
+        return inner(value, path)
+
+    return load_optional
+
+
+def _field_loaders(cls: type) -> tuple[tuple[str, str, Loader, bool], ...]:
+    plan = _LOAD_PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = tuple(
+            (f.name, f.alias or f.name, _loader(hints[f.name]), f.default is attrs.NOTHING)
+            for f in attrs.fields(cls)
+        )
+        _LOAD_PLANS[cls] = plan
+    return plan
+
+
+def load(cls: type[T], data: Any, path: str = "") -> T:
+    """Build an instance of a model class from the dict `dump` made.
+
+    Unknown keys are refused, missing keys with a default take it.
+
+    Raises:
+        LoadError: A value or a key that does not fit; `path` says where.
+    """
+    if not isinstance(data, Mapping):
+        raise LoadError(path, f"expected an object, not {type(data).__name__}")
+    loaders = _field_loaders(cls)
+    known = {name for name, _, _, _ in loaders}
+    for key in data:
+        if key not in known:
+            raise LoadError(_join(path, str(key)), "unknown field")
+    kwargs: dict[str, Any] = {}
+    for name, alias, loader, required in loaders:
+        if name in data:
+            kwargs[alias] = loader(data[name], _join(path, name))
+        elif required:
+            raise LoadError(_join(path, name), "a value is required")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise LoadError(path, str(exc)) from None
+
+
+def load_record(cls: type[T], data: Any) -> T:
+    """`load`, raising `InvalidRecord` (naming the class and the field) on bad data."""
+    try:
+        return load(cls, data)
+    except LoadError as exc:
+        raise InvalidRecord(exc.message, record=cls.__name__, field=exc.path or None) from None
