@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,6 +75,10 @@ class Contribution:
         )
 
 
+def _contributions(values: Iterable[Contribution]) -> tuple[Contribution, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class Assessment:
     """How an incident scored, and every reason why.
@@ -100,7 +104,7 @@ class Assessment:
     machine: int = attrs.field(default=0, validator=_score)
     user: int = attrs.field(default=0, validator=_score)
     total: int = attrs.field(default=0, validator=_score)
-    contributions: tuple[Contribution, ...] = attrs.field(default=(), converter=tuple)
+    contributions: tuple[Contribution, ...] = attrs.field(default=(), converter=_contributions)
     combination: str = ""
     policy: str = ""
     policy_version: str = ""
@@ -203,6 +207,10 @@ class Action:
             raise InvalidRecord(exc.message, record="Action", field=exc.path) from None
 
 
+def _actions(values: Iterable[Action]) -> tuple[Action, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class Decision:
     """What the policy decided: a level, the actions, and a recommendation.
@@ -221,7 +229,7 @@ class Decision:
     """
 
     level: str = ""
-    actions: tuple[Action, ...] = attrs.field(default=(), converter=tuple)
+    actions: tuple[Action, ...] = attrs.field(default=(), converter=_actions)
     recommendation: str = ""
     reason: str = ""
     policy: str = ""

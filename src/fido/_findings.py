@@ -146,10 +146,11 @@ def _json(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
-def _aware(value: object) -> datetime | None:
+def _aware(value: datetime | None) -> datetime | None:
+    checked: object = value
     if value is None:
         return None
-    if not isinstance(value, datetime):
+    if not isinstance(checked, datetime):
         raise InvalidRecord(f"expected a datetime, not {type(value).__name__}")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 

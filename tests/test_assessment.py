@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fido import Action, Assessment, Contribution, Decision, Dimension, InvalidRecord
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def contribution(
+    dimension: str, points: int, reason: str = "why", source: str = "edr"
+) -> Contribution:
+    return Contribution(
+        dimension=dimension,
+        points=points,
+        reason=reason,
+        source=source,
+        rule=f"{dimension}.rule",
+    )
+
+
+def assessment() -> Assessment:
+    return Assessment(
+        threat=55,
+        machine=20,
+        user=0,
+        total=75,
+        contributions=[
+            contribution("threat", 30, "severity high"),
+            contribution("threat", 25, "my-feed says malicious", "my-feed"),
+            contribution("machine", 20, "5 or more critical patches missing", "inventory"),
+        ],
+        combination="threat + machine + user, capped at 100",
+        policy="default",
+        policy_version="1",
+        assessed_at=NOW,
+    )
+
+
+def test_contribution() -> None:
+    c = contribution("user", -5, "service account")
+    assert c.dimension is Dimension.USER
+    assert str(c) == "-5 user: service account [edr; user.rule]"
+    with pytest.raises(InvalidRecord, match="dimension"):
+        contribution("money", 1)
+    with pytest.raises(InvalidRecord, match="integer"):
+        Contribution(dimension=Dimension.USER, points=1.5, reason="", source="", rule="")  # type: ignore[arg-type]
+
+
+def test_empty_assessment() -> None:
+    empty = Assessment()
+    assert (empty.threat, empty.machine, empty.user, empty.total) == (0, 0, 0, 0)
+    assert not empty.assessed
+    assert empty.explain() == "Not assessed."
+
+
+def test_scores_are_bounded() -> None:
+    with pytest.raises(InvalidRecord, match="between 0 and 100"):
+        Assessment(total=101)
+    with pytest.raises(InvalidRecord, match="between 0 and 100"):
+        Assessment(threat=-1)
+
+
+def test_accessors_and_explain() -> None:
+    a = assessment()
+    assert a.assessed
+    assert a.score("threat") == 55
+    assert a.score(Dimension.MACHINE) == 20
+    assert a.score("user") == 0
+    assert [c.points for c in a.contributions_to("threat")] == [30, 25]
+    text = a.explain()
+    assert (
+        text.splitlines()[0]
+        == "Total 75/100 = threat + machine + user, capped at 100 (policy default 1)"
+    )
+    assert "Threat 55/100" in text
+    assert "     +30  severity high" in text
+    assert "User 0/100\n    (no contributions)" in text
+    assert "inventory" in text
+
+
+def test_round_trips() -> None:
+    a = assessment()
+    assert Assessment.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+    d = Decision(
+        level="contain",
+        actions=[
+            Action(name="notify"),
+            Action(
+                name="contain",
+                requires_approval=True,
+                approval_timeout=timedelta(hours=4),
+                params={"isolate": True},
+            ),
+        ],
+        recommendation="re-image",
+        reason="total 90 reached contain (85)",
+        policy="default",
+        policy_version="1",
+    )
+    assert Decision.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+    assert d.action_names == ("notify", "contain")
+    assert d.action("contain") is d.actions[1]
+    assert d.action("ticket") is None
+    with pytest.raises(InvalidRecord) as info:
+        Decision.from_dict({"level": 3})
+    assert info.value.field == "level"
+    assert info.value.record == "Decision"
+
+
+def test_action_validation() -> None:
+    with pytest.raises(InvalidRecord, match="name"):
+        Action(name=" ")
+    with pytest.raises(InvalidRecord, match="not JSON"):
+        Action(name="x", params={"when": NOW})
