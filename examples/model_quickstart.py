@@ -51,8 +51,10 @@ reputation = fido.Reputation(
     fetched_at=datetime.now(UTC),
     tags=("loader", "c2"),
 )
-print(f"  {reputation.source} says {reputation.verdict.value} "
-      f"({reputation.reliability.value}: {reputation.reliability.description})")
+print(
+    f"  {reputation.source} says {reputation.verdict.value} "
+    f"({reputation.reliability.value}: {reputation.reliability.description})"
+)
 
 # Events are plain data: a lossless JSON round trip, with a schema version.
 stored = json.dumps(event.to_dict())
