@@ -79,6 +79,8 @@ def test_verdict_and_reliability() -> None:
     assert Reliability.F.description == "Reliability cannot be judged"
     assert Reliability.parse(" c - fairly reliable") is Reliability.C
     assert [c.rank for c in Criticality] == [0, 1, 2, 3]
+    assert Criticality.LOW < Criticality.MEDIUM < Criticality.HIGH < Criticality.CRITICAL
+    assert max(Criticality) is Criticality.CRITICAL
 
 
 def test_provenance_and_age() -> None:

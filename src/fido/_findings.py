@@ -11,6 +11,7 @@ import attrs
 
 from fido import _serde
 from fido._entities import Host, User
+from fido._enums import OrderedEnum
 from fido._errors import InvalidRecord
 from fido._observable import Observable
 
@@ -89,21 +90,13 @@ _RELIABILITY_WORDS: Final = {
 }
 
 
-class Criticality(enum.Enum):
-    """How much a machine matters to the business, from an inventory or CMDB."""
+class Criticality(OrderedEnum):
+    """How much a machine matters to the business: `LOW < MEDIUM < HIGH < CRITICAL`."""
 
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """0 for LOW up to 3 for CRITICAL."""
-        return _CRITICALITY_RANKS[self]
-
-
-_CRITICALITY_RANKS: Final = {c: i for i, c in enumerate(Criticality)}
 
 
 def _convert_enum(cls: type[_E], field: str, value: object) -> _E:

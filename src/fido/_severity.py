@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import ClassVar, Final
 
 import attrs
 
+from fido._enums import OrderedEnum
 from fido._errors import InvalidEvent
 
 __all__ = ["Severity", "SeverityScale"]
 
 
-class Severity(enum.Enum):
+class Severity(OrderedEnum):
     """How severe the detector judged an alert: `INFO < LOW < MEDIUM < HIGH < CRITICAL`.
 
     Members compare with each other by rank (`Severity.HIGH > Severity.MEDIUM`), never with
@@ -26,31 +26,6 @@ class Severity(enum.Enum):
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """0 for INFO up to 4 for CRITICAL."""
-        return _RANKS[self]
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank < other.rank
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank <= other.rank
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank > other.rank
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank >= other.rank
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -85,7 +60,6 @@ class Severity(enum.Enum):
         return scale.severity(value)
 
 
-_RANKS: Final = {s: i for i, s in enumerate(Severity)}
 _WORDS: Final = {
     **dict.fromkeys(["info", "informational", "information", "none", "unknown"], Severity.INFO),
     **dict.fromkeys(["low", "minor"], Severity.LOW),
