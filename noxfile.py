@@ -64,3 +64,12 @@ def docs(session: nox.Session) -> None:
         str(ROOT / "site"),
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
+
+
+@nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks (never part of the tests); pass names to run only some."""
+    session.install(".")
+    names = session.posargs or sorted(p.stem for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    for name in names:
+        session.run("python", "-m", f"benchmarks.{name}", env={"PYTHONPATH": str(ROOT)})

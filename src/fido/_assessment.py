@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,12 +9,13 @@ from typing import Any
 import attrs
 
 from fido import _serde
+from fido._enums import Enum
 from fido._errors import InvalidRecord
 
 __all__ = ["Action", "Assessment", "Contribution", "Decision", "Dimension"]
 
 
-class Dimension(enum.Enum):
+class Dimension(Enum):
     """The three dimensions of an assessment, as in the original FIDO."""
 
     THREAT = "threat"
@@ -24,6 +24,8 @@ class Dimension(enum.Enum):
 
 
 def _dimension(value: Dimension | str) -> Dimension:
+    if type(value) is Dimension:
+        return value
     try:
         return Dimension(value)
     except ValueError:
@@ -77,6 +79,27 @@ class Contribution:
 
 def _contributions(values: Iterable[Contribution]) -> tuple[Contribution, ...]:
     return tuple(values)
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def make_contribution(
+    dimension: Dimension, points: int, reason: str, source: str, rule: str
+) -> Contribution:
+    """Build a `Contribution` without checking its fields (the scorer's fast path).
+
+    Only for callers whose values are already of the right types: the scoring engine
+    builds many contributions per assessment, and the checks would double its cost.
+    """
+    made = _new(Contribution)
+    _set(made, "dimension", dimension)
+    _set(made, "points", points)
+    _set(made, "reason", reason)
+    _set(made, "source", source)
+    _set(made, "rule", rule)
+    return made
 
 
 @attrs.frozen(kw_only=True)

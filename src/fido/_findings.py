@@ -11,7 +11,7 @@ import attrs
 
 from fido import _serde
 from fido._entities import Host, User
-from fido._enums import OrderedEnum
+from fido._enums import Enum, OrderedEnum
 from fido._errors import InvalidRecord
 from fido._observable import Observable
 
@@ -32,7 +32,7 @@ Subject: TypeAlias = Observable | Host | User
 """What an enricher looks up: an `Observable`, a `Host` or a `User`."""
 
 
-class Verdict(enum.Enum):
+class Verdict(Enum):
     """A source's judgement of a subject, as XSOAR's DBotScore has it (`score` 0-3)."""
 
     UNKNOWN = "unknown"
@@ -49,7 +49,7 @@ class Verdict(enum.Enum):
 _VERDICT_SCORES: Final = {v: i for i, v in enumerate(Verdict)}
 
 
-class Reliability(enum.Enum):
+class Reliability(Enum):
     """How reliable a source is: the Admiralty code's letters, as XSOAR's sources use them."""
 
     A = "A"

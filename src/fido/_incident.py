@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -11,6 +10,7 @@ import attrs
 
 from fido import _serde
 from fido._assessment import Action, Assessment, Decision
+from fido._enums import Enum
 from fido._errors import InvalidRecord
 from fido._event import Event
 from fido._findings import Finding, Subject
@@ -37,7 +37,7 @@ INCIDENT_SCHEMA: Final = 1
 """The version of the dict form that `Incident.to_dict` writes."""
 
 
-class IncidentStatus(enum.Enum):
+class IncidentStatus(Enum):
     """Where an incident stands."""
 
     OPEN = "open"
@@ -48,7 +48,7 @@ class IncidentStatus(enum.Enum):
     """Resolved."""
 
 
-class FailureKind(enum.Enum):
+class FailureKind(Enum):
     """Why an enricher gave no finding for a subject."""
 
     ERROR = "error"
@@ -59,7 +59,7 @@ class FailureKind(enum.Enum):
     """The look-up was not attempted (circuit open, quota spent)."""
 
 
-class ResponseStatus(enum.Enum):
+class ResponseStatus(Enum):
     """The outcome of handing one action to one responder."""
 
     DONE = "done"
@@ -67,7 +67,7 @@ class ResponseStatus(enum.Enum):
     SKIPPED = "skipped"
 
 
-class ApprovalStatus(enum.Enum):
+class ApprovalStatus(Enum):
     """Where an approval stands. Each is answered once."""
 
     PENDING = "pending"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import re
 from typing import ClassVar, Final
@@ -10,12 +9,13 @@ from urllib.parse import SplitResult, urlsplit
 
 import attrs
 
+from fido._enums import Enum
 from fido._errors import InvalidObservable
 
 __all__ = ["Observable", "ObservableKind"]
 
 
-class ObservableKind(enum.Enum):
+class ObservableKind(Enum):
     """The kind of an `Observable`. The value is the name used in dicts, TOML and JSON."""
 
     MD5 = "md5"
@@ -382,7 +382,7 @@ def _infer(text: str) -> ObservableKind:
     raise _fail("cannot infer the kind of this observable", text, None)
 
 
-@attrs.frozen(init=False, repr=False)
+@attrs.frozen(init=False, repr=False, hash=False)
 class Observable:
     """An indicator: a kind and a normalized value.
 
@@ -411,6 +411,9 @@ class Observable:
 
     kind: ObservableKind
     value: str
+    key: str = attrs.field(init=False, eq=False, repr=False, metadata={"derived": True})
+    """A stable text key, `kind:value`, for dictionaries, logs and stores."""
+    _hash: int = attrs.field(init=False, eq=False, repr=False, metadata={"derived": True})
 
     __match_args__: ClassVar = ("kind", "value")
 
@@ -419,7 +422,17 @@ class Observable:
             kind = ObservableKind(kind)
         except ValueError:
             raise _fail("unknown observable kind", kind, None) from None
-        self.__attrs_init__(kind, _normalize(kind, value))
+        value = _normalize(kind, value)
+        self.__attrs_init__(kind, value)
+        object.__setattr__(self, "key", f"{kind.value}:{value}")
+        object.__setattr__(self, "_hash", hash((kind.value, value)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Observable], tuple[ObservableKind, str]]:
+        # Rebuilt from kind and value: a str hash differs from one process to the next.
+        return (Observable, (self.kind, self.value))
 
     @classmethod
     def parse(cls, text: str, kind: ObservableKind | str | None = None) -> Observable:
@@ -464,11 +477,6 @@ class Observable:
             return cls.parse(text, kind)
         except InvalidObservable:
             return None
-
-    @property
-    def key(self) -> str:
-        """A stable text key, `kind:value`, for dictionaries, logs and stores."""
-        return f"{self.kind.value}:{self.value}"
 
     @property
     def is_internal(self) -> bool:

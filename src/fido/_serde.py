@@ -141,11 +141,16 @@ _DUMP_PLANS: dict[type, tuple[tuple[str, Dumper], ...]] = {}
 _LOAD_PLANS: dict[type, tuple[tuple[str, str, Loader, bool], ...]] = {}
 
 
+def _derived(field: attrs.Attribute[Any]) -> bool:
+    """Fields computed from the others (a cached key or hash) are not part of the data."""
+    return bool(field.metadata.get("derived"))
+
+
 def _fields(cls: type) -> tuple[tuple[str, Dumper], ...]:
     plan = _DUMP_PLANS.get(cls)
     if plan is None:
         hints = typing.get_type_hints(cls)
-        plan = tuple((f.name, _dumper(hints[f.name])) for f in attrs.fields(cls))
+        plan = tuple((f.name, _dumper(hints[f.name])) for f in attrs.fields(cls) if not _derived(f))
         _DUMP_PLANS[cls] = plan
     return plan
 
@@ -297,6 +302,7 @@ def _field_loaders(cls: type) -> tuple[tuple[str, str, Loader, bool], ...]:
         plan = tuple(
             (f.name, f.alias or f.name, _loader(hints[f.name]), f.default is attrs.NOTHING)
             for f in attrs.fields(cls)
+            if not _derived(f)
         )
         _LOAD_PLANS[cls] = plan
     return plan
