@@ -6,6 +6,7 @@ FidoError
 ├── InvalidEvent           (also ValueError) an alert that does not make a valid Event
 ├── InvalidRecord          (also ValueError) a finding, incident or other record that is malformed
 ├── ConfigurationError     a configuration or policy file that is wrong (file, key, line)
+├── ApprovalError          an approval that cannot be given: unknown, answered, expired
 ├── AdapterError           an adapter failed (adapter)
 │   ├── DetectorError          parsing or polling a detector
 │   ├── EnrichmentError        looking up a subject (subject)
@@ -29,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "AdapterError",
+    "ApprovalError",
     "ConfigurationError",
     "DetectorError",
     "EnrichmentError",
@@ -204,6 +206,29 @@ class ConfigurationError(FidoError):
         return _context(file=self.file, key=self.key, line=self.line)
 
 
+class ApprovalError(FidoError):
+    """An approval that cannot be given or refused.
+
+    The incident or the action has no pending approval, the approval was answered
+    already (each is answered once), or it expired.
+
+    Args:
+        message: What is wrong.
+        incident_id: The incident.
+        action: The action's name.
+    """
+
+    def __init__(
+        self, message: str, *, incident_id: str | None = None, action: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.incident_id = incident_id
+        self.action = action
+
+    def context(self) -> dict[str, str]:
+        return _context(incident_id=self.incident_id, action=self.action)
+
+
 class AdapterError(FidoError):
     """An adapter (detector, enricher, responder) failed.
 
@@ -239,6 +264,8 @@ class EnrichmentError(AdapterError):
         adapter: The enricher's name.
         subject: The subject looked up, as text (for example `sha256:44d8...`).
         event_id: The event being handled, if any.
+        skipped: True when the look-up was not even attempted (a circuit breaker is
+            open, a quota is spent): the incident records it as skipped, not failed.
     """
 
     def __init__(
@@ -248,9 +275,11 @@ class EnrichmentError(AdapterError):
         adapter: str | None = None,
         subject: str | None = None,
         event_id: str | None = None,
+        skipped: bool = False,
     ) -> None:
         super().__init__(message, adapter=adapter, event_id=event_id)
         self.subject = subject
+        self.skipped = skipped
 
     def context(self) -> dict[str, str]:
         subject = None if self.subject is None else shorten(self.subject)

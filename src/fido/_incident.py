@@ -62,6 +62,10 @@ class FailureKind(Enum):
 class ResponseStatus(Enum):
     """The outcome of handing one action to one responder."""
 
+    STARTED = "started"
+    """Recorded before the responder is called; replaced by the outcome. A STARTED record
+    left by a crash means the outcome is unknown: fido does not call again (it could send
+    twice) and reports it instead."""
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"

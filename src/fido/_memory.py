@@ -1,0 +1,195 @@
+"""`MemoryStore`: the default store, in process memory (tests, notebooks, short runs)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fido._incident import ApprovalStatus, Incident, IncidentStatus
+from fido.scoring._history import History, PriorIncident
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+    from fido._deadletter import DeadLetter
+    from fido._event import Event
+    from fido._observable import Observable
+
+__all__ = ["MemoryStore"]
+
+
+def _span(incident: Incident) -> tuple[datetime, datetime]:
+    times = [e.time for e in incident.events]
+    return (min(times), max(times)) if times else (incident.created_at, incident.updated_at)
+
+
+class MemoryStore:
+    """A `Store` in process memory: fast, and gone when the process ends.
+
+    Nothing is evicted: it is meant for tests, notebooks and bounded runs. For a service
+    that runs all day, use `SQLiteStore`. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._events: dict[tuple[str, str], str | None] = {}
+        self._pending: dict[tuple[str, str], Event] = {}
+        self._incidents: dict[str, Incident] = {}
+        self._by_host: dict[str, set[str]] = {}
+        self._by_observable: dict[Observable, set[str]] = {}
+        self._dead: list[DeadLetter] = []
+        self._cursors: dict[str, str | None] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(incidents={len(self._incidents)}, events={len(self._events)})"
+
+    def add_event(self, event: Event) -> bool:
+        with self._lock:
+            if event.key in self._events:
+                return False
+            self._events[event.key] = None
+            self._pending[event.key] = event
+            return True
+
+    def incident_for_event(self, detector: str, event_id: str) -> str | None:
+        with self._lock:
+            return self._events.get((detector, event_id))
+
+    def pending_events(self) -> Sequence[Event]:
+        with self._lock:
+            return list(self._pending.values())
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        with self._lock:
+            self._dead.append(letter)
+
+    def dead_letters(self, *, limit: int | None = None) -> Sequence[DeadLetter]:
+        with self._lock:
+            newest = self._dead[::-1]
+        return newest if limit is None else newest[:limit]
+
+    def save_incident(self, incident: Incident) -> None:
+        snapshot = attrs.evolve(incident)
+        with self._lock:
+            self._incidents[incident.id] = snapshot
+            for event in incident.events:
+                self._events[event.key] = incident.id
+                self._pending.pop(event.key, None)
+            for host in incident.hosts:
+                self._by_host.setdefault(host.key, set()).add(incident.id)
+            for observable in incident.observables:
+                self._by_observable.setdefault(observable, set()).add(incident.id)
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        with self._lock:
+            found = self._incidents.get(incident_id)
+        return None if found is None else attrs.evolve(found)
+
+    def find_open_incident(
+        self,
+        *,
+        hosts: Iterable[str],
+        observables: Iterable[Observable],
+        start: datetime,
+        end: datetime,
+    ) -> Incident | None:
+        with self._lock:
+            ids: set[str] = set()
+            for host in hosts:
+                ids |= self._by_host.get(host, set())
+            for observable in observables:
+                ids |= self._by_observable.get(observable, set())
+            best: Incident | None = None
+            for incident_id in ids:
+                incident = self._incidents[incident_id]
+                if incident.status is not IncidentStatus.OPEN:
+                    continue
+                first, last = _span(incident)
+                if last < start or first > end:
+                    continue
+                if best is None or (incident.updated_at, incident.id) > (best.updated_at, best.id):
+                    best = incident
+        return None if best is None else attrs.evolve(best)
+
+    def incidents(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        host: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        min_total: int | None = None,
+        limit: int | None = None,
+    ) -> Sequence[Incident]:
+        with self._lock:
+            chosen = list(self._incidents.values())
+        if status is not None:
+            chosen = [i for i in chosen if i.status is status]
+        if host is not None:
+            chosen = [i for i in chosen if any(h.key == host for h in i.hosts)]
+        if since is not None:
+            chosen = [i for i in chosen if i.updated_at >= since]
+        if until is not None:
+            chosen = [i for i in chosen if i.updated_at <= until]
+        if min_total is not None:
+            chosen = [i for i in chosen if i.assessment.total >= min_total]
+        chosen.sort(key=lambda i: (i.updated_at, i.id), reverse=True)
+        if limit is not None:
+            chosen = chosen[:limit]
+        return [attrs.evolve(i) for i in chosen]
+
+    def pending_approvals(self) -> Sequence[Incident]:
+        with self._lock:
+            return [
+                attrs.evolve(i)
+                for i in self._incidents.values()
+                if any(a.status is ApprovalStatus.PENDING for a in i.approvals)
+            ]
+
+    def history(
+        self,
+        *,
+        observables: Iterable[Observable],
+        hosts: Iterable[str],
+        since: datetime,
+        exclude: str | None = None,
+    ) -> History:
+        with self._lock:
+            sightings = {}
+            for observable in observables:
+                count = len(self._by_observable.get(observable, set()) - {exclude})
+                if count:
+                    sightings[observable] = count
+            priors = []
+            for host in set(hosts):
+                for incident_id in self._by_host.get(host, set()):
+                    if incident_id == exclude:
+                        continue
+                    incident = self._incidents[incident_id]
+                    _, last = _span(incident)
+                    if last >= since:
+                        priors.append(
+                            PriorIncident(
+                                id=incident.id,
+                                host=host,
+                                at=last,
+                                total=incident.assessment.total,
+                                level=incident.decision.level,
+                            )
+                        )
+        priors.sort(key=lambda p: (p.at, p.id))
+        return History(sightings=sightings, incidents=priors)
+
+    def get_cursor(self, detector: str) -> str | None:
+        with self._lock:
+            return self._cursors.get(detector)
+
+    def set_cursor(self, detector: str, cursor: str | None) -> None:
+        with self._lock:
+            self._cursors[detector] = cursor
+
+    def close(self) -> None:
+        """Nothing to release."""
