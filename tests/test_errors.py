@@ -7,6 +7,7 @@ import pytest
 import fido
 from fido import (
     AdapterError,
+    ApprovalError,
     ConfigurationError,
     DetectorError,
     EnrichmentError,
@@ -24,6 +25,7 @@ TREE: dict[type[FidoError], type[Exception]] = {
     InvalidEvent: FidoError,
     InvalidRecord: FidoError,
     ConfigurationError: FidoError,
+    ApprovalError: FidoError,
     AdapterError: FidoError,
     DetectorError: AdapterError,
     EnrichmentError: AdapterError,
@@ -41,7 +43,12 @@ def test_tree(error: type[FidoError], parent: type[Exception]) -> None:
 
 def test_value_errors() -> None:
     value_errors: tuple[type[FidoError], ...] = (InvalidObservable, InvalidEvent, InvalidRecord)
-    others: tuple[type[FidoError], ...] = (ConfigurationError, AdapterError, ScoringError)
+    others: tuple[type[FidoError], ...] = (
+        ConfigurationError,
+        ApprovalError,
+        AdapterError,
+        ScoringError,
+    )
     assert all(issubclass(error, ValueError) for error in value_errors)
     assert not any(issubclass(error, ValueError) for error in others)
 
@@ -79,6 +86,16 @@ ERRORS: list[tuple[FidoError, str, dict[str, object]]] = [
         ConfigurationError("expected a number", file="policy.toml", key="threat.x", line=12),
         "expected a number (file=policy.toml, key=threat.x, line=12)",
         {"file": "policy.toml", "key": "threat.x", "line": 12},
+    ),
+    (
+        ApprovalError("already approved", incident_id="inc-1", action="contain"),
+        "already approved (incident_id=inc-1, action=contain)",
+        {"incident_id": "inc-1", "action": "contain"},
+    ),
+    (
+        EnrichmentError("circuit open", adapter="vt", skipped=True),
+        "circuit open (adapter=vt)",
+        {"adapter": "vt", "skipped": True},
     ),
     (
         DetectorError("poll failed", adapter="crowdstrike", event_id="e-9"),

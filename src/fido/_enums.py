@@ -13,10 +13,14 @@ class Enum(enum.Enum):
 
     Members are singletons that compare by identity, so hashing them by identity is
     consistent with equality; it spares the Python-level `hash(self._name_)` that the
-    standard `Enum` runs on every dict look-up (the scorer does many).
+    standard `Enum` runs on every dict look-up (the scorer does many). `str(member)` is
+    its value (`str(Dimension.THREAT) == "threat"`), for printing.
     """
 
     __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class OrderedEnum(Enum):

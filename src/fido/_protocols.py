@@ -15,7 +15,7 @@ responder twins) verify this.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable, Sequence
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from fido._incident import Incident
 
 __all__ = ["Cursor", "Detector", "Enricher", "PollResult", "Responder"]
+
+SubjectT = TypeVar("SubjectT", contravariant=True)
+"""The subjects an enricher's `enrich` takes (it may declare a narrower type, such as
+`Observable`, when its `accepts` only lets those through)."""
 
 Cursor: TypeAlias = "str | None"
 """Where a detector's polling stands: its own opaque string (an offset, a token, a time)."""
@@ -74,8 +78,11 @@ class Detector(Protocol):
 
 
 @runtime_checkable
-class Enricher(Protocol):
+class Enricher(Protocol[SubjectT]):
     """**Protocol:** a source of context about subjects (threat intelligence, a directory).
+
+    Generic in the subjects `enrich` takes: an enricher of observables only is an
+    `Enricher[Observable]`; the pipeline takes any `Enricher[Any]`.
 
     Attributes:
         name: The enricher's name; its findings carry it as `source`.
@@ -92,7 +99,7 @@ class Enricher(Protocol):
         """
         ...
 
-    def enrich(self, subject: Subject) -> Finding | Awaitable[Finding | None] | None:
+    def enrich(self, subject: SubjectT) -> Finding | Awaitable[Finding | None] | None:
         """Look the subject up: a finding, or None when the source knows nothing of it.
 
         Must be safe to call concurrently and may be retried: looking something up twice

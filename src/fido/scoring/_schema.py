@@ -108,6 +108,12 @@ DEFAULT: Final[Mapping[str, Any]] = {
             "points": 25,
             "words": [
                 "chief",
+                "ceo",
+                "cfo",
+                "cio",
+                "ciso",
+                "coo",
+                "cto",
                 "president",
                 "vice president",
                 "vp",

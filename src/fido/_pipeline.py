@@ -1,0 +1,605 @@
+"""`Pipeline`: from an alert to a decided, responded, recorded incident."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+import attrs
+
+from fido import _portal
+from fido._deadletter import DeadLetter
+from fido._errors import ApprovalError, DetectorError, FidoError, InvalidEvent
+from fido._incident import Approval, ApprovalStatus, Incident
+from fido._memory import MemoryStore
+from fido._respond import respond
+from fido._runtime import Finished, Limits, Runtime, Work
+from fido._stages import AFTER, BEFORE, record
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+
+    from fido._allowlist import Allowlist
+    from fido._event import Event
+    from fido._protocols import Detector, Enricher, Responder
+    from fido._store import Store
+    from fido.scoring._policy import Policy
+
+__all__ = ["Pipeline"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("fido.pipeline")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pipeline:
+    """Alerts in; enriched, scored, decided, answered and recorded incidents out.
+
+    `process(event)` runs the stages (validate, dedup, allowlist, correlate, enrich,
+    score, decide, respond, record) and returns the `Incident`. It works the same from a
+    plain script and from inside a running event loop (a notebook): fido does its I/O on
+    an event loop of its own, in a background thread, and never touches yours. In async
+    code, `await pipeline.aprocess(event)`.
+
+    Args:
+        detectors: Detectors, for `process_payload` and the run loop.
+        enrichers: Enrichers; each subject goes to every one that accepts it.
+        responders: Responders by action name (`{"notify": [slack], "ticket": [jira]}`).
+        policy: The scoring policy (default `Policy.default()`).
+        allowlist: Known-good indicators, hosts and users.
+        store: Where incidents live (default: a new `MemoryStore`).
+        limits: Timeouts, concurrency and size limits (default `Limits()`).
+        clock: Where "now" comes from (default: the system clock, in UTC). Tests pass a
+            fake.
+
+    Raises:
+        ConfigurationError: Two adapters of one kind share a name.
+    """
+
+    def __init__(
+        self,
+        *,
+        detectors: Iterable[Detector] = (),
+        enrichers: Iterable[Enricher[Any]] = (),
+        responders: Mapping[str, Sequence[Responder]] | None = None,
+        policy: Policy | None = None,
+        allowlist: Allowlist | None = None,
+        store: Store | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        from fido._errors import ConfigurationError
+        from fido.scoring._policy import Policy
+
+        self.detectors: tuple[Detector, ...] = tuple(detectors)
+        self.enrichers: tuple[Enricher[Any], ...] = tuple(enrichers)
+        self.responders: dict[str, tuple[Responder, ...]] = {
+            action: tuple(items) for action, items in (responders or {}).items()
+        }
+        for kind, names in (
+            ("detector", [d.name for d in self.detectors]),
+            ("enricher", [e.name for e in self.enrichers]),
+        ):
+            if len(set(names)) < len(names):
+                raise ConfigurationError(f"two {kind}s share a name: {sorted(names)}")
+        self.policy: Policy = policy or Policy.default()
+        self.allowlist = allowlist
+        self.store: Store = store if store is not None else MemoryStore()
+        self.limits = limits or Limits()
+        self._clock = clock or _utcnow
+        self._portal = _portal.Portal()
+        self._runtime: Runtime | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Pipeline(detectors={[d.name for d in self.detectors]}, "
+            f"enrichers={[e.name for e in self.enrichers]}, "
+            f"responders={ {a: [r.name for r in rs] for a, rs in self.responders.items()} }, "
+            f"policy={self.policy.name!r})"
+        )
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("the pipeline is closed")
+        return self._portal.run(coroutine)
+
+    async def _async(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("the pipeline is closed")
+        return await self._portal.arun(coroutine)
+
+    def _rt(self) -> Runtime:
+        """The runtime, made on first use on the portal's loop (its locks belong there)."""
+        if self._runtime is None:
+            self._executor = ThreadPoolExecutor(
+                self.limits.workers, thread_name_prefix="fido-worker"
+            )
+            self._runtime = Runtime(
+                store=self.store,
+                policy=self.policy,
+                allowlist=self.allowlist,
+                enrichers=self.enrichers,
+                responders=self.responders,
+                clock=self._clock,
+                limits=self.limits,
+                executor=self._executor,
+                lookups=asyncio.Semaphore(self.limits.max_lookups),
+            )
+        return self._runtime
+
+    # -- processing ---------------------------------------------------------------------
+
+    def process(self, event: Event | Mapping[str, Any]) -> Incident:
+        """Process one event (or its dict form) and return its incident.
+
+        Replaying an event already processed returns the stored incident and does
+        nothing else (no second response).
+
+        Raises:
+            InvalidEvent: The event is invalid; it was kept as a dead letter.
+        """
+        return self._sync(self._process(event))
+
+    async def aprocess(self, event: Event | Mapping[str, Any]) -> Incident:
+        """The async twin of `process`."""
+        return await self._async(self._process(event))
+
+    @overload
+    def process_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        return_exceptions: Literal[False] = False,
+    ) -> list[Incident]: ...
+
+    @overload
+    def process_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        return_exceptions: Literal[True],
+    ) -> list[Incident | FidoError]: ...
+
+    def process_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        return_exceptions: bool = False,
+    ) -> list[Incident] | list[Incident | FidoError]:
+        """Process events with bounded concurrency (`limits.concurrency`).
+
+        Results come in the order of the input. Every event is processed even when some
+        are invalid: with `return_exceptions=False` the first error is raised after the
+        whole batch is done; with True, errors take their event's place in the list.
+        """
+        items = list(events)
+        return self._sync(self._process_many(items, return_exceptions=return_exceptions))
+
+    @overload
+    async def aprocess_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        return_exceptions: Literal[False] = False,
+    ) -> list[Incident]: ...
+
+    @overload
+    async def aprocess_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        return_exceptions: Literal[True],
+    ) -> list[Incident | FidoError]: ...
+
+    async def aprocess_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        return_exceptions: bool = False,
+    ) -> list[Incident] | list[Incident | FidoError]:
+        """The async twin of `process_many`."""
+        items = list(events)
+        return await self._async(self._process_many(items, return_exceptions=return_exceptions))
+
+    def process_payload(self, detector: str | Detector, payload: Any) -> list[Incident]:
+        """Parse a payload you already hold (a webhook body) with a detector, then process it.
+
+        Items the detector cannot parse become dead letters; the valid events are
+        processed (results in the detector's order).
+
+        Raises:
+            DetectorError: The detector is unknown, or the payload as a whole is not its
+                format (the payload is kept as a dead letter).
+        """
+        return self._sync(self._process_payload(detector, payload))
+
+    async def aprocess_payload(self, detector: str | Detector, payload: Any) -> list[Incident]:
+        """The async twin of `process_payload`."""
+        return await self._async(self._process_payload(detector, payload))
+
+    async def _process(self, item: Event | Mapping[str, Any]) -> Incident:
+        rt = self._rt()
+        work = Work(item, rt.clock())
+        try:
+            for stage in BEFORE:
+                with work.stage(stage.name, rt.clock) as note:
+                    note.detail = await stage(work, rt)
+            assert work.incident is not None  # noqa: S101 - correlate always sets it
+            async with rt.incidents.hold(work.incident.id):
+                incident = await self._attach(work, rt)
+                for stage in AFTER:
+                    with work.stage(stage.name, rt.clock) as note:
+                        note.detail = await stage(work, rt)
+                incident = await record(work, rt, incident)
+        except Finished as done:
+            incident = done.incident
+            if done.outcome == "suppressed":
+                incident = await record(work, rt, incident)
+        except BaseException as exc:
+            if work.future is not None and not work.future.done():
+                work.future.set_exception(exc)
+                work.future.exception()  # consumed here: the caller gets `exc` itself
+            raise
+        finally:
+            if work.future is not None and work.event is not None:
+                rt.inflight.pop(work.event.key, None)
+        if work.future is not None and not work.future.done():
+            work.future.set_result(incident)
+        rt.counters["processed"] += 1
+        return incident
+
+    async def _attach(self, work: Work, rt: Runtime) -> Incident:
+        """The incident, fresh from the store, with this event in it (under its lock)."""
+        assert work.incident is not None  # noqa: S101 - correlate set it
+        assert work.event is not None  # noqa: S101 - validate set it
+        fresh = await _portal.maybe_await(rt.store.get_incident(work.incident.id))
+        incident = fresh if fresh is not None else work.incident
+        if all(e.key != work.event.key for e in incident.events):
+            incident.events = (*incident.events, work.event)
+        work.incident = incident
+        return incident
+
+    async def _process_many(
+        self, items: list[Event | Mapping[str, Any]], *, return_exceptions: bool
+    ) -> list[Any]:
+        gate = asyncio.Semaphore(self.limits.concurrency)
+
+        async def one(item: Event | Mapping[str, Any]) -> Incident | FidoError:
+            async with gate:
+                try:
+                    return await self._process(item)
+                except FidoError as exc:
+                    return exc
+
+        results = await asyncio.gather(*(one(item) for item in items))
+        if not return_exceptions:
+            for result in results:
+                if isinstance(result, FidoError):
+                    raise result
+        return results
+
+    async def _process_payload(self, detector: str | Detector, payload: Any) -> list[Incident]:
+        rt = self._rt()
+        chosen = self._detector(detector)
+        try:
+            items = list(await _portal.call(chosen.parse, payload, executor=rt.executor))
+        except (DetectorError, InvalidEvent) as exc:
+            await self._dead_letter(
+                DeadLetter.from_error(payload, exc, at=rt.clock(), detector=chosen.name)
+            )
+            raise
+        except Exception as exc:
+            await self._dead_letter(
+                DeadLetter.from_error(payload, exc, at=rt.clock(), detector=chosen.name)
+            )
+            raise DetectorError(
+                f"parse failed: {type(exc).__name__}: {exc}", adapter=chosen.name
+            ) from exc
+        events: list[Event] = []
+        for item in items:
+            if isinstance(item, DeadLetter):
+                await self._dead_letter(item)
+            else:
+                events.append(item)
+        results = await self._process_many(list(events), return_exceptions=True)
+        return [r for r in results if isinstance(r, Incident)]
+
+    def _detector(self, detector: str | Detector) -> Detector:
+        if not isinstance(detector, str):
+            return detector
+        for candidate in self.detectors:
+            if candidate.name == detector:
+                return candidate
+        raise DetectorError("no such detector in this pipeline", adapter=detector)
+
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        rt = self._rt()
+        rt.counters["dead_lettered"] += 1
+        log.warning(
+            "dead letter from %s: %s",
+            letter.detector,
+            letter.reason,
+            extra={"event_id": letter.event_id},
+        )
+        await _portal.maybe_await(rt.store.add_dead_letter(letter))
+
+    # -- approvals ------------------------------------------------------------------------
+
+    def approve(
+        self, incident_id: str, action: str, *, by: str, note: str | None = None
+    ) -> Incident:
+        """Approve a pending action and carry it out; return the incident.
+
+        Raises:
+            ApprovalError: No such pending approval, it was answered already, or it
+                expired (the expiry is recorded).
+        """
+        return self._sync(self._answer(incident_id, action, by, note, approve=True))
+
+    async def aapprove(
+        self, incident_id: str, action: str, *, by: str, note: str | None = None
+    ) -> Incident:
+        """The async twin of `approve`."""
+        return await self._async(self._answer(incident_id, action, by, note, approve=True))
+
+    def reject(
+        self, incident_id: str, action: str, *, by: str, note: str | None = None
+    ) -> Incident:
+        """Refuse a pending action; the refusal is recorded.
+
+        Raises:
+            ApprovalError: No such pending approval, it was answered already, or it
+                expired.
+        """
+        return self._sync(self._answer(incident_id, action, by, note, approve=False))
+
+    async def areject(
+        self, incident_id: str, action: str, *, by: str, note: str | None = None
+    ) -> Incident:
+        """The async twin of `reject`."""
+        return await self._async(self._answer(incident_id, action, by, note, approve=False))
+
+    def pending_approvals(self) -> list[tuple[Incident, Approval]]:
+        """Approvals still waiting, oldest first (overdue ones are expired first)."""
+        return self._sync(self._pending())
+
+    async def apending_approvals(self) -> list[tuple[Incident, Approval]]:
+        """The async twin of `pending_approvals`."""
+        return await self._async(self._pending())
+
+    def expire_approvals(self) -> int:
+        """Record the expiry of every overdue approval; return how many expired."""
+        return self._sync(self._expire())
+
+    async def aexpire_approvals(self) -> int:
+        """The async twin of `expire_approvals`."""
+        return await self._async(self._expire())
+
+    async def _answer(
+        self, incident_id: str, action: str, by: str, note: str | None, *, approve: bool
+    ) -> Incident:
+        rt = self._rt()
+        who: object = by
+        if not isinstance(who, str) or not who.strip():
+            raise ApprovalError(
+                "an answer names who gives it (by=...)", incident_id=incident_id, action=action
+            )
+        async with rt.incidents.hold(incident_id):
+            incident = await _portal.maybe_await(rt.store.get_incident(incident_id))
+            if incident is None:
+                raise ApprovalError("no such incident", incident_id=incident_id, action=action)
+            now = rt.clock()
+            index, approval = self._find(incident, action)
+            work = Work(None, now)
+            stage = "approve" if approve else "reject"
+            if approval.expires_at is not None and now >= approval.expires_at:
+                self._set(
+                    incident,
+                    index,
+                    attrs.evolve(
+                        approval, status=ApprovalStatus.EXPIRED, answered_at=approval.expires_at
+                    ),
+                )
+                with work.stage("expire", rt.clock) as note_:
+                    note_.outcome, note_.detail = "expired", f"{action} expired unanswered"
+                await record(work, rt, incident)
+                raise ApprovalError(
+                    f"the approval expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
+                    incident_id=incident_id,
+                    action=action,
+                )
+            status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+            self._set(
+                incident,
+                index,
+                attrs.evolve(approval, status=status, answered_at=now, by=by.strip(), note=note),
+            )
+            with work.stage(stage, rt.clock) as step:
+                step.detail = f"{action} {status.value} by {by.strip()}"
+                if approve:
+                    step.detail += "; " + await respond(incident, [approval.action], rt)
+            log.info(
+                "%s %s on %s by %s",
+                action,
+                status.value,
+                incident_id,
+                by,
+                extra={"incident_id": incident_id},
+            )
+            return await record(work, rt, incident)
+
+    @staticmethod
+    def _find(incident: Incident, action: str) -> tuple[int, Approval]:
+        answered = None
+        for index, approval in enumerate(incident.approvals):
+            if approval.action.name != action:
+                continue
+            if approval.status is ApprovalStatus.PENDING:
+                return index, approval
+            answered = approval
+        if answered is not None:
+            when = (
+                ""
+                if answered.answered_at is None
+                else f" at {answered.answered_at:%Y-%m-%d %H:%M} UTC"
+            )
+            who = "" if answered.by is None else f" by {answered.by}"
+            raise ApprovalError(
+                f"already {answered.status.value}{who}{when}",
+                incident_id=incident.id,
+                action=action,
+            )
+        raise ApprovalError(
+            "no approval pending for this action", incident_id=incident.id, action=action
+        )
+
+    @staticmethod
+    def _set(incident: Incident, index: int, approval: Approval) -> None:
+        approvals = list(incident.approvals)
+        approvals[index] = approval
+        incident.approvals = tuple(approvals)
+
+    async def _expire(self) -> int:
+        rt = self._rt()
+        now = rt.clock()
+        expired = 0
+        for stale in await _portal.maybe_await(rt.store.pending_approvals()):
+            async with rt.incidents.hold(stale.id):
+                incident = await _portal.maybe_await(rt.store.get_incident(stale.id))
+                if incident is None:
+                    continue
+                work = Work(None, now)
+                changed = []
+                for index, approval in enumerate(incident.approvals):
+                    overdue = approval.expires_at is not None and now >= approval.expires_at
+                    if approval.status is ApprovalStatus.PENDING and overdue:
+                        self._set(
+                            incident,
+                            index,
+                            attrs.evolve(
+                                approval,
+                                status=ApprovalStatus.EXPIRED,
+                                answered_at=approval.expires_at,
+                            ),
+                        )
+                        changed.append(approval.action.name)
+                if changed:
+                    with work.stage("expire", rt.clock) as note:
+                        note.outcome = "expired"
+                        note.detail = f"{', '.join(changed)} expired unanswered"
+                    await record(work, rt, incident)
+                    expired += len(changed)
+        return expired
+
+    async def _pending(self) -> list[tuple[Incident, Approval]]:
+        await self._expire()
+        rt = self._rt()
+        pairs = [
+            (incident, approval)
+            for incident in await _portal.maybe_await(rt.store.pending_approvals())
+            for approval in incident.approvals
+            if approval.status is ApprovalStatus.PENDING
+        ]
+        pairs.sort(key=lambda pair: (pair[1].requested_at, pair[0].id))
+        return pairs
+
+    # -- reading ------------------------------------------------------------------------
+
+    def incident(self, incident_id: str) -> Incident | None:
+        """One stored incident, or None."""
+        return self._sync(_portal.maybe_await(self.store.get_incident(incident_id)))
+
+    def dead_letters(self, *, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters, newest first."""
+        return list(self._sync(_portal.maybe_await(self.store.dead_letters(limit=limit))))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and timings since the pipeline started.
+
+        `counters`: processed, duplicates, suppressed, dead_lettered, lookups,
+        lookup_failures, responses, response_failures. `timings`: for each enricher and
+        responder, the count and the median and 99th percentile in seconds.
+        """
+        rt = self._runtime
+        if rt is None:
+            return {"counters": {}, "timings": {}}
+        timings = {}
+        for name, samples in sorted(rt.timings.items()):
+            ordered = sorted(samples)
+            timings[name] = {
+                "count": len(ordered),
+                "p50": statistics.median(ordered),
+                "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+            }
+        return {"counters": dict(sorted(rt.counters.items())), "timings": timings}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every adapter (their `aclose` or `close`), the store and fido's loop."""
+        if self._closed:
+            return
+        try:
+            self._portal.run(self._close_adapters())
+        finally:
+            self._closed = True
+            self._portal.close()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """The async twin of `close`."""
+        if self._closed:
+            return
+        try:
+            await self._portal.arun(self._close_adapters())
+        finally:
+            self._closed = True
+            await asyncio.to_thread(self._portal.close)
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _close_adapters(self) -> None:
+        seen: set[int] = set()
+        owners: list[object] = [
+            *self.detectors,
+            *self.enrichers,
+            *(r for rs in self.responders.values() for r in rs),
+            self.store,
+        ]
+        for owner in owners:
+            if id(owner) in seen:
+                continue
+            seen.add(id(owner))
+            closer = getattr(owner, "aclose", None) or getattr(owner, "close", None)
+            if callable(closer):
+                try:
+                    await _portal.call(closer)
+                except Exception:
+                    log.exception("closing %r failed", type(owner).__name__)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

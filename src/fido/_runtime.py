@@ -1,0 +1,166 @@
+"""What the pipeline's stages share: the services, the limits, and one unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from fido._incident import StageRecord
+
+if TYPE_CHECKING:
+    from fido._allowlist import Allowlist
+    from fido._event import Event
+    from fido._incident import Incident
+    from fido._protocols import Enricher, Responder
+    from fido._store import Store
+    from fido.scoring._history import History
+    from fido.scoring._policy import Policy
+
+__all__ = ["Finished", "KeyedLocks", "Limits", "Runtime", "Work"]
+
+
+class Finished(Exception):
+    """Stop the stages for this event: the incident is final (a duplicate, a suppression).
+
+    Not part of the error tree: nothing went wrong.
+    """
+
+    def __init__(self, incident: Incident, outcome: str, detail: str = "") -> None:
+        super().__init__(outcome)
+        self.incident = incident
+        self.outcome = outcome
+        self.detail = detail
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """The pipeline's limits, each with a safe default.
+
+    Attributes:
+        enrich_timeout: Seconds one look-up may take (an enricher's own `timeout`
+            attribute wins).
+        respond_timeout: Seconds one responder may take for one action.
+        max_lookups: Look-ups in flight at once, over all incidents.
+        concurrency: Events processed at once by `process_many` and the run loop.
+        workers: Threads for plain (non-async) adapter methods.
+        max_observables: Observables one event may carry; more makes it invalid (an alert
+            is attacker-controlled: it must not buy a thousand look-ups).
+        history_lookback: How far back the scorer's history reaches.
+    """
+
+    enrich_timeout: float = 10.0
+    respond_timeout: float = 30.0
+    max_lookups: int = 32
+    concurrency: int = 16
+    workers: int = 16
+    max_observables: int = 200
+    history_lookback: timedelta = timedelta(days=30)
+
+
+class KeyedLocks:
+    """An asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of `key`."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+@attrs.define(kw_only=True)
+class Runtime:
+    """The services every stage may use. One per pipeline; lives on the portal's loop."""
+
+    store: Store
+    policy: Policy
+    allowlist: Allowlist | None
+    enrichers: Sequence[Enricher[Any]]
+    responders: Mapping[str, Sequence[Responder]]
+    clock: Callable[[], datetime]
+    limits: Limits
+    executor: ThreadPoolExecutor
+    lookups: asyncio.Semaphore
+    correlating: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+    incidents: KeyedLocks = attrs.field(factory=KeyedLocks)
+    inflight: dict[tuple[str, str], asyncio.Future[Incident]] = attrs.field(factory=dict)
+    counters: Counter[str] = attrs.field(factory=Counter)
+    timings: dict[str, list[float]] = attrs.field(factory=dict)
+
+    def new_incident_id(self, now: datetime) -> str:
+        """A new incident id: sortable by day, unique (`inc-20261128-3f9a1c2b7d4e`)."""
+        return f"inc-{now:%Y%m%d}-{secrets.token_hex(6)}"
+
+    def time(self, name: str, seconds: float) -> None:
+        """Keep a timing (the last 10,000 per name) for `pipeline.stats()`."""
+        samples = self.timings.setdefault(name, [])
+        samples.append(seconds)
+        if len(samples) > 10_000:
+            del samples[: len(samples) - 10_000]
+
+
+@attrs.define
+class Work:
+    """One event on its way through the stages."""
+
+    item: Any
+    now: datetime
+    event: Event | None = None
+    incident: Incident | None = None
+    history: History | None = None
+    audit: list[StageRecord] = attrs.field(factory=list)
+    future: asyncio.Future[Incident] | None = None
+
+    @contextlib.contextmanager
+    def stage(self, name: str, clock: Callable[[], datetime]) -> Any:
+        """Time a stage and add its audit record; the body sets `.outcome` and `.detail`."""
+        started = clock()
+        begin = time.perf_counter()
+        note = _Note()
+        try:
+            yield note
+        except Finished as done:
+            note.outcome, note.detail = done.outcome, done.detail
+            raise
+        except BaseException as exc:
+            note.outcome, note.detail = "failed", f"{type(exc).__name__}: {exc}"[:500]
+            raise
+        finally:
+            self.audit.append(
+                StageRecord(
+                    stage=name,
+                    started_at=started,
+                    duration=timedelta(seconds=time.perf_counter() - begin),
+                    outcome=note.outcome,
+                    detail=note.detail,
+                    event_id=None if self.event is None else self.event.id,
+                )
+            )
+
+
+class _Note:
+    __slots__ = ("detail", "outcome")
+
+    def __init__(self) -> None:
+        self.outcome = "ok"
+        self.detail = ""

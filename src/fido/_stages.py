@@ -1,0 +1,404 @@
+"""The pipeline's stages: small objects with one job each, run in order by a tiny loop.
+
+validate -> dedup -> allowlist -> correlate -> enrich -> score -> decide -> respond -> record
+
+A stage reads and changes the `Work` it is given; it raises `Finished` when the event's
+journey ends early (a duplicate, a suppression). Failures of an adapter never escape a
+stage: they are recorded on the incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import attrs
+
+from fido import _portal
+from fido._assessment import Decision
+from fido._deadletter import DeadLetter
+from fido._errors import EnrichmentError, InvalidEvent, ScoringError, shorten
+from fido._event import Event
+from fido._findings import HostContext, Reputation, UserContext
+from fido._incident import (
+    Approval,
+    ApprovalStatus,
+    EnrichmentFailure,
+    FailureKind,
+    Incident,
+    IncidentStatus,
+    StageRecord,
+)
+from fido._respond import respond
+from fido._runtime import Finished, Runtime, Work
+from fido.scoring._engine import assess
+
+if TYPE_CHECKING:
+    from fido._findings import Finding, Subject
+    from fido._protocols import Enricher
+
+__all__ = ["AFTER", "BEFORE", "Stage", "record"]
+
+log = logging.getLogger("fido.pipeline")
+_FINDINGS: Final = (Reputation, HostContext, UserContext)
+
+
+class Stage(Protocol):
+    """**Protocol:** one step of the pipeline."""
+
+    name: str
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        """Do the step; return a few words for the audit trail."""
+        ...
+
+
+def _ids(work: Work) -> dict[str, str | None]:
+    return {
+        "event_id": None if work.event is None else work.event.id,
+        "incident_id": None if work.incident is None else work.incident.id,
+    }
+
+
+class Validate:
+    """An `Event` (or its dict form) that respects the limits; else a dead letter."""
+
+    name = "validate"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        item = work.item
+        try:
+            if isinstance(item, Event):
+                event = item
+            elif isinstance(item, Mapping):
+                event = Event.from_dict(item)
+            else:
+                raise InvalidEvent(f"expected an Event or its dict form, not {type(item).__name__}")
+            if len(event.observables) > rt.limits.max_observables:
+                raise InvalidEvent(
+                    f"{len(event.observables)} observables, more than the limit of "
+                    f"{rt.limits.max_observables}",
+                    detector=event.detector,
+                    event_id=event.id,
+                    field="observables",
+                )
+        except InvalidEvent as error:
+            detector = item.detector if isinstance(item, Event) else None
+            letter = DeadLetter.from_error(
+                item.to_dict() if isinstance(item, Event) else item,
+                error,
+                at=work.now,
+                detector=detector,
+            )
+            await _portal.maybe_await(rt.store.add_dead_letter(letter))
+            rt.counters["dead_lettered"] += 1
+            log.warning("dead letter: %s", error, extra={"event_id": error.event_id})
+            raise
+        work.event = event
+        return ""
+
+
+class Dedup:
+    """The same `(detector, id)` again gives the stored incident, and nothing else happens."""
+
+    name = "dedup"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        event = _event(work)
+        inflight = rt.inflight.get(event.key)
+        if inflight is not None:
+            incident = await asyncio.shield(inflight)
+            rt.counters["duplicates"] += 1
+            raise Finished(incident, "duplicate", "processed concurrently")
+        added = await _portal.maybe_await(rt.store.add_event(event))
+        if not added:
+            incident_id = await _portal.maybe_await(
+                rt.store.incident_for_event(event.detector, event.id)
+            )
+            if incident_id is not None:
+                stored = await _portal.maybe_await(rt.store.get_incident(incident_id))
+                if stored is not None:
+                    rt.counters["duplicates"] += 1
+                    log.info(
+                        "duplicate of an event in %s",
+                        incident_id,
+                        extra={"event_id": event.id, "incident_id": incident_id},
+                    )
+                    raise Finished(stored, "duplicate", f"already in {incident_id}")
+        work.future = asyncio.get_running_loop().create_future()
+        rt.inflight[event.key] = work.future
+        return "new" if added else "resumed"
+
+
+class Allowlisting:
+    """A known-good event becomes a suppressed incident that names the entry."""
+
+    name = "allowlist"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        event = _event(work)
+        if rt.allowlist is None:
+            return "no allowlist"
+        entry = rt.allowlist.match_event(event, work.now)
+        if entry is not None:
+            reason = f"allowlisted: {entry.describe()}"
+            incident = Incident(
+                id=rt.new_incident_id(work.now),
+                created_at=work.now,
+                updated_at=work.now,
+                status=IncidentStatus.SUPPRESSED,
+                events=(event,),
+                suppressed_by=reason,
+                decision=Decision(
+                    level="allowlisted",
+                    reason=reason,
+                    policy=rt.policy.name,
+                    policy_version=rt.policy.version,
+                ),
+            )
+            work.incident = incident
+            rt.counters["suppressed"] += 1
+            log.info(
+                "suppressed: %s", reason, extra={"event_id": event.id, "incident_id": incident.id}
+            )
+            raise Finished(incident, "suppressed", reason)
+        partial = rt.allowlist.match_observables(event, work.now)
+        if partial:
+            shown = ", ".join(o.defanged() for o in partial)
+            return f"not looked up (allowlisted): {shown}"
+        return ""
+
+
+class Correlate:
+    """Join an open incident on the same host or sharing an observable, or start one."""
+
+    name = "correlate"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        event = _event(work)
+        window = rt.policy.correlation_window
+        observables = list(event.observables)
+        if rt.allowlist is not None:
+            allowed = rt.allowlist.match_observables(event, work.now)
+            observables = [o for o in observables if o not in allowed]
+        async with rt.correlating:
+            found = await _portal.maybe_await(
+                rt.store.find_open_incident(
+                    hosts=[event.host.key] if event.host is not None else [],
+                    observables=observables,
+                    start=event.time - window,
+                    end=event.time + window,
+                )
+            )
+            if found is None:
+                incident = Incident(
+                    id=rt.new_incident_id(work.now),
+                    created_at=work.now,
+                    updated_at=work.now,
+                    events=(event,),
+                )
+                await _portal.maybe_await(rt.store.save_incident(incident))
+                work.incident = incident
+                return "new incident"
+        work.incident = found
+        return f"joined {found.id}"
+
+
+class Enrich:
+    """Every subject to every enricher that accepts it, concurrently, each within a timeout."""
+
+    name = "enrich"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        incident = _incident(work)
+        done = {(f.source, _key(f.subject)) for f in incident.findings}
+        pairs: list[tuple[Enricher[Any], Subject]] = []
+        for subject in incident.subjects:
+            if rt.allowlist is not None and rt.allowlist.match(subject, work.now) is not None:
+                continue
+            for enricher in rt.enrichers:
+                if (enricher.name, _key(subject)) in done:
+                    continue
+                try:
+                    accepted = bool(enricher.accepts(subject))
+                except Exception as exc:
+                    log.warning(
+                        "%s.accepts raised %s", enricher.name, type(exc).__name__, extra=_ids(work)
+                    )
+                    accepted = False
+                if accepted:
+                    pairs.append((enricher, subject))
+        results = await asyncio.gather(*(self._lookup(e, s, work, rt) for e, s in pairs))
+        findings = [r for r in results if not isinstance(r, EnrichmentFailure) and r is not None]
+        failures = [r for r in results if isinstance(r, EnrichmentFailure)]
+        incident.findings = (*incident.findings, *findings)
+        incident.failures = (*incident.failures, *failures)
+        rt.counters["lookups"] += len(pairs)
+        rt.counters["lookup_failures"] += len(failures)
+        empty = len(pairs) - len(findings) - len(failures)
+        return (
+            f"{len(pairs)} look-ups: {len(findings)} findings, {empty} empty, "
+            f"{len(failures)} failed"
+        )
+
+    async def _lookup(
+        self, enricher: Enricher[Any], subject: Subject, work: Work, rt: Runtime
+    ) -> Finding | EnrichmentFailure | None:
+        timeout = getattr(enricher, "timeout", None) or rt.limits.enrich_timeout
+        kind, message = FailureKind.ERROR, ""
+        async with rt.lookups:
+            begin = time.perf_counter()
+            try:
+                result = await _portal.call(
+                    enricher.enrich, subject, timeout=timeout, executor=rt.executor
+                )
+            except TimeoutError:
+                kind, message = FailureKind.TIMEOUT, f"no answer within {timeout:g} s"
+            except EnrichmentError as exc:
+                kind = FailureKind.SKIPPED if exc.skipped else FailureKind.ERROR
+                message = str(exc)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {shorten(str(exc), 300)[1:-1]}"
+            else:
+                rt.time(f"enrich.{enricher.name}", time.perf_counter() - begin)
+                if result is None:
+                    return None
+                if isinstance(result, _FINDINGS):
+                    return attrs.evolve(
+                        result,
+                        subject=result.subject or subject,
+                        fetched_at=result.fetched_at or work.now,
+                    )
+                message = f"returned {type(result).__name__}, not a finding"
+        log.warning("%s failed on %s: %s", enricher.name, _key(subject), message, extra=_ids(work))
+        return EnrichmentFailure(
+            enricher=enricher.name, subject=subject, kind=kind, message=message, at=rt.clock()
+        )
+
+
+class Score:
+    """The pure scorer, with the history the store knows."""
+
+    name = "score"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        incident = _incident(work)
+        work.history = await _portal.maybe_await(
+            rt.store.history(
+                observables=incident.observables,
+                hosts=[h.key for h in incident.hosts],
+                since=work.now - rt.limits.history_lookback,
+                exclude=incident.id,
+            )
+        )
+        try:
+            incident.assessment = assess(
+                incident, incident.findings, work.history, rt.policy, work.now
+            )
+        except ScoringError as exc:
+            log.exception("scoring failed", extra=_ids(work))
+            work.history = None
+            return f"failed: {exc}"
+        a = incident.assessment
+        return f"threat {a.threat}, machine {a.machine}, user {a.user}, total {a.total}"
+
+
+class Decide:
+    """The policy's decision; actions that need a person become pending approvals."""
+
+    name = "decide"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        incident = _incident(work)
+        if work.history is None:
+            return "skipped: no assessment"
+        decision = rt.policy.decide(incident.assessment, history=work.history)
+        incident.decision = decision
+        asked = {a.action.name for a in incident.approvals}
+        new = [
+            Approval(
+                action=action,
+                requested_at=work.now,
+                expires_at=None
+                if action.approval_timeout is None
+                else work.now + action.approval_timeout,
+            )
+            for action in decision.actions
+            if action.requires_approval and action.name not in asked
+        ]
+        incident.approvals = (*incident.approvals, *new)
+        if incident.status is not IncidentStatus.CLOSED:
+            lowest = rt.policy.decision.levels[0]
+            if decision.level == lowest.name and not decision.actions:
+                incident.status = IncidentStatus.SUPPRESSED
+                incident.suppressed_by = f"score {incident.assessment.total}: {decision.reason}"
+                rt.counters["suppressed"] += 1
+            else:
+                incident.status = IncidentStatus.OPEN
+                incident.suppressed_by = None
+        pending = f"; {len(new)} awaiting approval" if new else ""
+        return f"{decision.level}: {', '.join(decision.action_names) or 'no actions'}{pending}"
+
+
+class Respond:
+    """Each action to its responders, once per (incident, action, responder)."""
+
+    name = "respond"
+
+    async def __call__(self, work: Work, rt: Runtime) -> str:
+        incident = _incident(work)
+        approved = {
+            a.action.name for a in incident.approvals if a.status is ApprovalStatus.APPROVED
+        }
+        actions = [
+            a for a in incident.decision.actions if not a.requires_approval or a.name in approved
+        ]
+        if not actions:
+            return "nothing to do"
+        return await respond(incident, actions, rt)
+
+
+async def record(work: Work, rt: Runtime, incident: Incident) -> Incident:
+    """The last stage: save the incident with the audit trail of this event's journey.
+
+    Its own audit entry is written with the record, so it is not timed like the others.
+    """
+    incident.updated_at = max(incident.updated_at, work.now)
+    entry = StageRecord(
+        stage="record",
+        started_at=rt.clock(),
+        duration=timedelta(0),
+        outcome="ok",
+        detail="saved",
+        event_id=_ids(work)["event_id"],
+    )
+    incident.audit = (*incident.audit, *work.audit, entry)
+    work.audit.clear()
+    await _portal.maybe_await(rt.store.save_incident(incident))
+    return incident
+
+
+def _event(work: Work) -> Event:
+    assert work.event is not None, "validate runs first"  # noqa: S101 - internal invariant
+    return work.event
+
+
+def _incident(work: Work) -> Incident:
+    assert work.incident is not None, "correlate runs first"  # noqa: S101 - internal invariant
+    return work.incident
+
+
+def _key(subject: Subject | None) -> str:
+    from fido.scoring._context import subject_key
+
+    return subject_key(subject)
+
+
+BEFORE: Final[tuple[Stage, ...]] = (Validate(), Dedup(), Allowlisting(), Correlate())
+"""The stages that find the event's incident."""
+AFTER: Final[tuple[Stage, ...]] = (Enrich(), Score(), Decide(), Respond())
+"""The stages that work on the incident, under its lock; `record` follows them."""
