@@ -7,10 +7,13 @@ public API: everything a user imports comes from here (or from `fido.scoring` an
 `fido.testing`); modules whose names start with an underscore are private.
 """
 
+from fido._allowlist import Allowlist, AllowlistEntry, EntryKind
 from fido._assessment import Action, Assessment, Contribution, Decision, Dimension
+from fido._deadletter import DeadLetter
 from fido._entities import Host, User
 from fido._errors import (
     AdapterError,
+    ApprovalError,
     ConfigurationError,
     DetectorError,
     EnrichmentError,
@@ -43,24 +46,37 @@ from fido._incident import (
     ResponseStatus,
     StageRecord,
 )
+from fido._memory import MemoryStore
 from fido._observable import Observable, ObservableKind
+from fido._pipeline import Pipeline
+from fido._protocols import Cursor, Detector, Enricher, PollResult, Responder
+from fido._runtime import Limits
 from fido._severity import Severity, SeverityScale
+from fido._store import Store
 from fido._version import __version__
 
 __all__ = [
     "Action",
     "AdapterError",
+    "Allowlist",
+    "AllowlistEntry",
     "Approval",
+    "ApprovalError",
     "ApprovalStatus",
     "Assessment",
     "ConfigurationError",
     "Contribution",
     "Criticality",
+    "Cursor",
+    "DeadLetter",
     "Decision",
+    "Detector",
     "DetectorError",
     "Dimension",
+    "Enricher",
     "EnrichmentError",
     "EnrichmentFailure",
+    "EntryKind",
     "Event",
     "FailureKind",
     "FidoError",
@@ -72,10 +88,15 @@ __all__ = [
     "InvalidEvent",
     "InvalidObservable",
     "InvalidRecord",
+    "Limits",
+    "MemoryStore",
     "Observable",
     "ObservableKind",
+    "Pipeline",
+    "PollResult",
     "Reliability",
     "Reputation",
+    "Responder",
     "ResponderError",
     "ResponseRecord",
     "ResponseStatus",
@@ -83,6 +104,7 @@ __all__ = [
     "Severity",
     "SeverityScale",
     "StageRecord",
+    "Store",
     "Subject",
     "User",
     "UserContext",

@@ -106,10 +106,17 @@ class Runtime:
     inflight: dict[tuple[str, str], asyncio.Future[Incident]] = attrs.field(factory=dict)
     counters: Counter[str] = attrs.field(factory=Counter)
     timings: dict[str, list[float]] = attrs.field(factory=dict)
+    origin: str = attrs.field(factory=lambda: secrets.token_hex(4))
+    made: int = 0
 
     def new_incident_id(self, now: datetime) -> str:
-        """A new incident id: sortable by day, unique (`inc-20261128-3f9a1c2b7d4e`)."""
-        return f"inc-{now:%Y%m%d}-{secrets.token_hex(6)}"
+        """A new incident id: by day, unique (`inc-20261128-3f9a1c-000007`).
+
+        A random part drawn once per pipeline keeps processes apart; a counter keeps the
+        incidents of one pipeline apart (and is cheaper than drawing each time).
+        """
+        self.made += 1
+        return f"inc-{now:%Y%m%d}-{self.origin}-{self.made:06d}"
 
     def time(self, name: str, seconds: float) -> None:
         """Keep a timing (the last 10,000 per name) for `pipeline.stats()`."""
@@ -131,36 +138,43 @@ class Work:
     audit: list[StageRecord] = attrs.field(factory=list)
     future: asyncio.Future[Incident] | None = None
 
-    @contextlib.contextmanager
-    def stage(self, name: str, clock: Callable[[], datetime]) -> Any:
+    def stage(self, name: str, clock: Callable[[], datetime]) -> _Timed:
         """Time a stage and add its audit record; the body sets `.outcome` and `.detail`."""
-        started = clock()
-        begin = time.perf_counter()
-        note = _Note()
-        try:
-            yield note
-        except Finished as done:
-            note.outcome, note.detail = done.outcome, done.detail
-            raise
-        except BaseException as exc:
-            note.outcome, note.detail = "failed", f"{type(exc).__name__}: {exc}"[:500]
-            raise
-        finally:
-            self.audit.append(
-                StageRecord(
-                    stage=name,
-                    started_at=started,
-                    duration=timedelta(seconds=time.perf_counter() - begin),
-                    outcome=note.outcome,
-                    detail=note.detail,
-                    event_id=None if self.event is None else self.event.id,
-                )
-            )
+        return _Timed(self, name, clock)
 
 
-class _Note:
-    __slots__ = ("detail", "outcome")
+class _Timed:
+    """The context manager of `Work.stage` (a class: cheaper than a generator)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("begin", "clock", "detail", "name", "outcome", "started", "work")
+
+    def __init__(self, work: Work, name: str, clock: Callable[[], datetime]) -> None:
+        self.work = work
+        self.name = name
+        self.clock = clock
         self.outcome = "ok"
         self.detail = ""
+
+    def __enter__(self) -> _Timed:
+        self.started = self.clock()
+        self.begin = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if isinstance(exc, Finished):
+            self.outcome, self.detail = exc.outcome, exc.detail
+        elif exc is not None:
+            self.outcome, self.detail = "failed", f"{type(exc).__name__}: {exc}"[:500]
+        event = self.work.event
+        self.work.audit.append(
+            StageRecord(
+                stage=self.name,
+                started_at=self.started,
+                duration=timedelta(seconds=time.perf_counter() - self.begin),
+                outcome=self.outcome,
+                detail=self.detail,
+                event_id=None if event is None else event.id,
+            )
+        )
