@@ -118,6 +118,37 @@ def test_derived_views() -> None:
     assert i.approvals[0].status is ApprovalStatus.PENDING
 
 
+@pytest.mark.parametrize(
+    ("hosts", "expected"),
+    [
+        # a network sensor's address and an EDR's fuller record of the same machine
+        (
+            [Host(ip="10.1.2.3"), Host(name="ws-042", ip="10.1.2.3")],
+            [Host(name="ws-042", ip="10.1.2.3")],
+        ),
+        (
+            [Host(name="ws-042"), Host(name="ws-042", ip="10.1.2.3", os="Windows 11")],
+            [Host(name="ws-042", ip="10.1.2.3", os="Windows 11")],
+        ),
+        # a conflicting field: two machines, both kept
+        (
+            [Host(name="ws-042", ip="10.1.2.3"), Host(name="ws-043", ip="10.1.2.3")],
+            [Host(name="ws-042", ip="10.1.2.3"), Host(name="ws-043", ip="10.1.2.3")],
+        ),
+        ([Host(ip="10.1.2.3"), Host(ip="10.1.2.4")], [Host(ip="10.1.2.3"), Host(ip="10.1.2.4")]),
+        ([Host(ip="10.1.2.3"), Host(ip="10.1.2.3")], [Host(ip="10.1.2.3")]),
+    ],
+)
+def test_hosts_described_more_fully_elsewhere_are_left_out(
+    hosts: list[Host], expected: list[Host]
+) -> None:
+    events = tuple(
+        Event(detector="d", id=str(n), time=NOW, title="t", host=h) for n, h in enumerate(hosts)
+    )
+    i = Incident(id="x", created_at=NOW, updated_at=NOW, events=events)
+    assert list(i.hosts) == expected
+
+
 def test_empty_incident() -> None:
     empty = Incident(id="x", created_at=NOW, updated_at=NOW)
     assert empty.title == ""

@@ -219,8 +219,16 @@ class Incident:
 
     @property
     def hosts(self) -> tuple[Host, ...]:
-        """The hosts of the events, without repeats."""
-        return tuple(dict.fromkeys(e.host for e in self.events if e.host is not None))
+        """The hosts of the events, without repeats.
+
+        A host that another one describes more fully is left out: `Host(ip="10.1.2.3")`
+        from a network sensor and `Host(name="ws-042", ip="10.1.2.3")` from an EDR are one
+        machine, looked up and scored once.
+        """
+        hosts = tuple(dict.fromkeys(e.host for e in self.events if e.host is not None))
+        if len(hosts) < 2:
+            return hosts
+        return tuple(h for h in hosts if not any(_covers(o, h) for o in hosts if o is not h))
 
     @property
     def users(self) -> tuple[User, ...]:
@@ -270,3 +278,17 @@ class Incident:
                 field="schema",
             )
         return _serde.load_record(cls, {k: v for k, v in data.items() if k != "schema"})
+
+
+_HOST_FIELDS: Final = ("name", "fqdn", "ip", "mac", "os")
+
+
+def _covers(wider: Host, narrower: Host) -> bool:
+    """Whether `wider` has every field `narrower` has, with the same values, and more."""
+    more = False
+    for field in _HOST_FIELDS:
+        mine, theirs = getattr(wider, field), getattr(narrower, field)
+        if theirs is not None and mine != theirs:
+            return False
+        more = more or (mine is not None and theirs is None)
+    return more

@@ -260,14 +260,18 @@ def test_from_dict_errors_have_no_file() -> None:
         ("2w", 1209600),
         ("1h 30m", 5400),
         ("0s", 0),
+        ("1.5h", 5400),
+        ("0.2s", 0.2),
+        ("250ms", 0.25),
+        ("1m 30.5s", 90.5),
     ],
 )
-def test_durations(text: str, seconds: int) -> None:
+def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
     assert parse_duration(format_duration(timedelta(seconds=seconds))) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "soon", "4", "4x", "-1h", "1.5h"])
+@pytest.mark.parametrize("text", ["", "soon", "4", "4x", "-1h", "1.5.2h", "h", ".5s"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)

@@ -117,10 +117,10 @@ class Context:
         for event in incident.events:
             for observable in event.observables:
                 observables[observable] = None
-            if event.host is not None:
-                hosts.setdefault(event.host.key, event.host)
             if event.user is not None:
                 users.setdefault(event.user.key, event.user)
+        for host in incident.hosts:  # a host another one describes more fully is left out
+            hosts.setdefault(host.key, host)
         self.observables: tuple[Observable, ...] = tuple(observables)
         self.hosts: tuple[Host, ...] = tuple(hosts.values())
         self.users: tuple[User, ...] = tuple(users.values())

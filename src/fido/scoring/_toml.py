@@ -16,8 +16,8 @@ from typing import Any, Final
 
 __all__ = ["dumps", "format_duration", "locate", "parse_duration"]
 
-_DURATION: Final = re.compile(r"(\d+)\s*(w|d|h|m|s)")
-_UNITS: Final = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)")
+_UNITS: Final = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _BARE_KEY: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEADER: Final = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY_LINE: Final = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_.\-]+)\s*=""")
@@ -25,7 +25,10 @@ _INDEX: Final = re.compile(r"\[(\d+)\]")
 
 
 def parse_duration(text: str) -> timedelta:
-    """Read `"30m"`, `"4h"`, `"1d12h"`, `"90s"` or `"2w"` (weeks, days, hours, minutes, seconds).
+    """Read `"30m"`, `"4h"`, `"1d12h"`, `"90s"`, `"2w"`, `"0.5s"` or `"250ms"`.
+
+    Units: weeks, days, hours, minutes, seconds and milliseconds; numbers may have a
+    fractional part.
 
     Raises:
         ValueError: The text is not such a duration.
@@ -33,20 +36,23 @@ def parse_duration(text: str) -> timedelta:
     compact = text.replace(" ", "").lower()
     if not compact or _DURATION.sub("", compact):
         raise ValueError(f"expected a duration such as '30m', '4h' or '1d12h', not {text!r}")
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
+    seconds = sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
     return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
     """Write a duration the way `parse_duration` reads it (`timedelta(hours=4)` -> `"4h"`)."""
-    seconds = int(value.total_seconds())
-    if seconds == 0:
+    milliseconds = round(value.total_seconds() * 1000)
+    if milliseconds == 0:
         return "0s"
+    seconds, milliseconds = divmod(milliseconds, 1000)
     parts = []
     for unit in "dhms":
-        amount, seconds = divmod(seconds, _UNITS[unit])
+        amount, seconds = divmod(seconds, int(_UNITS[unit]))
         if amount:
             parts.append(f"{amount}{unit}")
+    if milliseconds:
+        parts.append(f"{milliseconds}ms")
     return "".join(parts)
 
 
