@@ -26,7 +26,8 @@ class DeadLetter:
 
     Args:
         reason: Why it was refused (the error's message, with its context).
-        at: When it was refused.
+        at: When it was refused (not part of equality: parsing the same payload twice
+            gives equal dead letters).
         detector: The detector it came from, if known.
         event_id: The alert's id, if it could be read.
         field: The field at fault, if known.
@@ -35,7 +36,7 @@ class DeadLetter:
     """
 
     reason: str
-    at: datetime
+    at: datetime = attrs.field(eq=False)
     detector: str | None = None
     event_id: str | None = None
     field: str | None = None

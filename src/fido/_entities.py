@@ -106,6 +106,16 @@ class Host:
         """What identifies the host for correlation: its name, else its IP, else its MAC."""
         return self.name or self.ip or self.mac or ""
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every identifier correlation and history match on: the name and the IP.
+
+        An EDR that reports `ws-042` (10.1.2.3) and an IDS that reports only 10.1.2.3
+        speak of one machine. The MAC counts only when there is neither.
+        """
+        found = tuple(k for k in (self.name, self.ip) if k is not None)
+        return found or ((self.mac,) if self.mac is not None else ())
+
     def observables(self) -> tuple[Observable, ...]:
         """The host's IP address as an observable, if it has one."""
         if self.ip is None:

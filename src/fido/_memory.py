@@ -42,6 +42,7 @@ class MemoryStore:
         self._by_observable: dict[Observable, set[str]] = {}
         self._dead: list[DeadLetter] = []
         self._cursors: dict[str, str | None] = {}
+        self._unfinished: set[str] = set()
 
     def __repr__(self) -> str:
         return f"MemoryStore(incidents={len(self._incidents)}, events={len(self._events)})"
@@ -53,6 +54,10 @@ class MemoryStore:
             self._events[event.key] = None
             self._pending[event.key] = event
             return True
+
+    def add_events(self, events: Sequence[Event]) -> list[bool]:
+        with self._lock:
+            return [self.add_event(event) for event in events]
 
     def incident_for_event(self, detector: str, event_id: str) -> str | None:
         with self._lock:
@@ -71,17 +76,26 @@ class MemoryStore:
             newest = self._dead[::-1]
         return newest if limit is None else newest[:limit]
 
-    def save_incident(self, incident: Incident) -> None:
+    def save_incident(self, incident: Incident, *, finished: bool = True) -> None:
         snapshot = attrs.evolve(incident)
         with self._lock:
             self._incidents[incident.id] = snapshot
+            if finished:
+                self._unfinished.discard(incident.id)
+            else:
+                self._unfinished.add(incident.id)
             for event in incident.events:
                 self._events[event.key] = incident.id
                 self._pending.pop(event.key, None)
             for host in incident.hosts:
-                self._by_host.setdefault(host.key, set()).add(incident.id)
+                for key in host.keys:
+                    self._by_host.setdefault(key, set()).add(incident.id)
             for observable in incident.observables:
                 self._by_observable.setdefault(observable, set()).add(incident.id)
+
+    def unfinished_incidents(self) -> Sequence[Incident]:
+        with self._lock:
+            return [attrs.evolve(self._incidents[i]) for i in sorted(self._unfinished)]
 
     def get_incident(self, incident_id: str) -> Incident | None:
         with self._lock:
@@ -95,7 +109,8 @@ class MemoryStore:
         observables: Iterable[Observable],
         start: datetime,
         end: datetime,
-    ) -> Incident | None:
+        first_after: datetime | None = None,
+    ) -> str | None:
         with self._lock:
             ids: set[str] = set()
             for host in hosts:
@@ -110,9 +125,11 @@ class MemoryStore:
                 first, last = _span(incident)
                 if last < start or first > end:
                     continue
+                if first_after is not None and first < first_after:
+                    continue
                 if best is None or (incident.updated_at, incident.id) > (best.updated_at, best.id):
                     best = incident
-        return None if best is None else attrs.evolve(best)
+        return None if best is None else best.id
 
     def incidents(
         self,
@@ -129,7 +146,7 @@ class MemoryStore:
         if status is not None:
             chosen = [i for i in chosen if i.status is status]
         if host is not None:
-            chosen = [i for i in chosen if any(h.key == host for h in i.hosts)]
+            chosen = [i for i in chosen if any(host in h.keys for h in i.hosts)]
         if since is not None:
             chosen = [i for i in chosen if i.updated_at >= since]
         if until is not None:

@@ -44,6 +44,10 @@ class Store(Protocol):
         """
         ...
 
+    def add_events(self, events: Sequence[Event]) -> Maybe[Sequence[bool]]:
+        """`add_event` for a batch, in one transaction where the store has them."""
+        ...
+
     def incident_for_event(self, detector: str, event_id: str) -> Maybe[str | None]:
         """The id of the incident that holds the event, if it was processed."""
         ...
@@ -60,8 +64,17 @@ class Store(Protocol):
         """The dead letters, newest first."""
         ...
 
-    def save_incident(self, incident: Incident) -> Maybe[None]:
-        """Insert or replace an incident (and mark its events as processed)."""
+    def save_incident(self, incident: Incident, *, finished: bool = True) -> Maybe[None]:
+        """Insert or replace an incident, and mark its events as part of it.
+
+        `finished=False` marks a save in the middle of processing (the write-ahead record
+        before a responder is called): if the process dies, `unfinished_incidents` returns
+        it so that the pipeline can finish it.
+        """
+        ...
+
+    def unfinished_incidents(self) -> Maybe[Sequence[Incident]]:
+        """Incidents whose last save was not a finished one (a crash came in between)."""
         ...
 
     def get_incident(self, incident_id: str) -> Maybe[Incident | None]:
@@ -75,10 +88,14 @@ class Store(Protocol):
         observables: Iterable[Observable],
         start: datetime,
         end: datetime,
-    ) -> Maybe[Incident | None]:
-        """The most recent open incident sharing a host key or an observable, in the window.
+        first_after: datetime | None = None,
+    ) -> Maybe[str | None]:
+        """The id of the open incident to correlate with, if any.
 
-        Its events must span a time between `start` and `end` (the correlation window).
+        It shares a host key (any of `Host.keys`: the name or the IP) or an observable, its
+        last event is at or after `start`, its
+        first event at or before `end`, and (if given) its first event at or after
+        `first_after`. Of several, the most recently updated (then the greatest id).
         """
         ...
 
@@ -110,7 +127,8 @@ class Store(Protocol):
         """What the scorer needs from the past.
 
         `sightings`: for each observable, in how many other incidents it appears;
-        `incidents`: other incidents on these host keys whose last event is after `since`.
+        `incidents`: other incidents on these host keys whose last event is after `since`
+        (a host is known by each of its `Host.keys`: its name and its IP).
         """
         ...
 

@@ -1,0 +1,534 @@
+"""`SQLiteStore` beyond the shared protocol suite: durability, schema, migrations, plans."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import fido
+from fido._sqlite import SCHEMA_VERSION, SQLiteStore
+from fido.scoring import History
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+SHA = "44d88612fea8a8f36de82e1278abb02f" * 2
+OTHER = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+
+
+def ev(
+    event_id: str,
+    *,
+    time: datetime = NOW,
+    host: fido.Host | None = None,
+    observables: tuple[str, ...] = (SHA,),
+) -> fido.Event:
+    return fido.Event(
+        detector="edr",
+        id=event_id,
+        time=time,
+        title="Trojan detected",
+        host=host if host is not None else fido.Host(name="ws-042", ip="10.1.2.3"),
+        observables=observables,
+    )
+
+
+def inc(incident_id: str, *events: fido.Event, **fields: Any) -> fido.Incident:
+    return fido.Incident(
+        id=incident_id,
+        created_at=NOW,
+        updated_at=fields.pop("updated_at", NOW),
+        events=events,
+        **fields,
+    )
+
+
+@contextlib.contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection to the file, committed and closed on exit."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "fido.sqlite3"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(path) as made:
+        yield made
+
+
+# -- the basics ---------------------------------------------------------------------------
+
+
+def test_repr_version_and_close(path: Path) -> None:
+    store = SQLiteStore(path, timeout=1.0)
+    assert repr(store) == f"SQLiteStore({str(path)!r})"
+    assert store.path == str(path)
+    assert store.schema_version == SCHEMA_VERSION == 1
+    store.close()
+    store.close()
+    with pytest.raises(fido.FidoError, match="closed"):
+        store.get_cursor("edr")
+    with SQLiteStore(":memory:") as memory:
+        assert repr(memory) == "SQLiteStore(':memory:')"
+        assert memory.schema_version == SCHEMA_VERSION
+
+
+def test_durable_across_reopen(path: Path) -> None:
+    contain = fido.Action(name="contain", requires_approval=True)
+    incident = inc(
+        "inc-1",
+        ev("d-1"),
+        assessment=fido.Assessment(total=75, assessed_at=NOW),
+        decision=fido.Decision(level="contain", actions=(contain,)),
+        approvals=(fido.Approval(action=contain, requested_at=NOW),),
+    )
+    letter = fido.DeadLetter(reason="bad time", at=NOW, detector="edr", payload={"id": 1})
+    with SQLiteStore(path) as store:
+        store.add_events([ev("d-1"), ev("d-2")])
+        store.save_incident(incident)
+        store.save_incident(inc("inc-2", ev("d-3")), finished=False)
+        store.add_dead_letter(letter)
+        store.set_cursor("edr", "page-9")
+    with SQLiteStore(path) as store:
+        assert store.get_incident("inc-1") == incident
+        assert [e.id for e in store.pending_events()] == ["d-2"]
+        assert store.incident_for_event("edr", "d-1") == "inc-1"
+        assert [i.id for i in store.unfinished_incidents()] == ["inc-2"]
+        assert [i.id for i in store.pending_approvals()] == ["inc-1"]
+        assert list(store.dead_letters()) == [letter]
+        assert store.get_cursor("edr") == "page-9"
+        history = store.history(observables=[fido.Observable.parse(SHA)], hosts=[], since=NOW)
+        assert dict(history.sightings) == {fido.Observable.parse(SHA): 2}
+        assert store.find_open_incident(hosts=["ws-042"], observables=[], start=NOW, end=NOW) in {
+            "inc-1",
+            "inc-2",
+        }
+
+
+def test_wal_mode_and_pragmas(store: SQLiteStore, path: Path) -> None:
+    with raw(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db is not None
+    assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+
+
+def test_two_stores_on_one_file_see_each_other(store: SQLiteStore, path: Path) -> None:
+    with SQLiteStore(path) as other:
+        assert store.add_event(ev("t-1")) is True
+        assert other.add_event(ev("t-1")) is False
+        other.save_incident(inc("inc-1", ev("t-1")))
+        assert store.incident_for_event("edr", "t-1") == "inc-1"
+
+
+def test_resave_replaces_the_incident_keys(store: SQLiteStore) -> None:
+    # SQLiteStore keeps only the keys of the last save (MemoryStore never forgets a key).
+    store.save_incident(inc("inc-1", ev("r-1", observables=(SHA, OTHER))))
+    store.save_incident(inc("inc-1", ev("r-2", host=fido.Host(name="ws-007"))))
+    other = fido.Observable.parse(OTHER)
+    assert (
+        store.find_open_incident(hosts=["ws-042"], observables=[other], start=NOW, end=NOW) is None
+    )
+    assert store.find_open_incident(hosts=["ws-007"], observables=[], start=NOW, end=NOW) == "inc-1"
+    assert store.history(observables=[other], hosts=["ws-042"], since=NOW) == History()
+
+
+def test_negative_limits_slice_like_memory_store(store: SQLiteStore) -> None:
+    memory = fido.MemoryStore()
+    for target in (store, memory):
+        for n in range(3):
+            target.save_incident(inc(f"inc-{n}", ev(f"l-{n}"), updated_at=NOW + n * HOUR))
+            target.add_dead_letter(fido.DeadLetter(reason=f"bad {n}", at=NOW))
+    for limit in (-1, -2, -5):
+        assert store.incidents(limit=limit) == memory.incidents(limit=limit)
+        assert store.dead_letters(limit=limit) == memory.dead_letters(limit=limit)
+
+
+def test_hostile_identifiers_round_trip(store: SQLiteStore) -> None:
+    # A lone surrogate (valid in a Python str, not in UTF-8) from an alert must not break
+    # the store: such identifiers are kept as bytes, exactly.
+    odd = "x\udc80"
+    event = fido.Event(
+        detector="e\ud800",
+        id=odd,
+        time=NOW,
+        title="t\udfff",
+        host=fido.Host(name=odd),
+        observables=[fido.Observable("filename", "a\udc80.exe")],
+    )
+    assert store.add_event(event) is True
+    assert store.add_event(event) is False
+    assert store.pending_events() == [event]
+    store.save_incident(inc(odd, event))
+    assert store.incident_for_event("e\ud800", odd) == odd
+    assert store.get_incident(odd) == inc(odd, event)
+    assert store.find_open_incident(hosts=[odd], observables=[], start=NOW, end=NOW) == odd
+    history = store.history(observables=event.observables, hosts=[odd], since=NOW)
+    assert dict(history.sightings) == {event.observables[0]: 1}
+    assert [(p.id, p.host) for p in history.incidents] == [(odd, odd)]
+    assert [i.id for i in store.incidents(host=odd)] == [odd]
+    store.set_cursor(odd, odd)
+    assert store.get_cursor(odd) == odd
+    store.add_dead_letter(fido.DeadLetter(reason=odd, at=NOW, event_id=odd, payload=odd))
+    assert [(d.reason, d.event_id, d.payload) for d in store.dead_letters()] == [(odd, odd, odd)]
+
+
+def test_many_keys_are_queried_in_chunks(store: SQLiteStore) -> None:
+    hosts = [f"host-{i}" for i in range(1200)]
+    observables = [fido.Observable("domain", f"d{i}.example") for i in range(1100)]
+    store.save_incident(
+        inc("inc-1", ev("k-1", host=fido.Host(name="host-1150"), observables=("d1050.example",)))
+    )
+    store.save_incident(
+        inc("inc-2", ev("k-2", host=fido.Host(name="host-3")), updated_at=NOW - HOUR)
+    )
+    assert (
+        store.find_open_incident(hosts=hosts, observables=observables, start=NOW, end=NOW)
+        == "inc-1"
+    )
+    history = store.history(observables=observables, hosts=hosts, since=NOW - HOUR)
+    assert dict(history.sightings) == {fido.Observable("domain", "d1050.example"): 1}
+    assert sorted(p.host for p in history.incidents) == ["host-1150", "host-3"]
+
+
+def test_threads_add_events_at_once(store: SQLiteStore) -> None:
+    # 8 threads, 200 keys each, every key offered by two threads: exactly one wins.
+    def work(t: int) -> int:
+        events = [ev(f"e-{(t * 100 + i) % 800}") for i in range(200)]
+        wins = sum(store.add_event(e) for e in events[:100])
+        wins += sum(store.add_events(events[100:]))
+        store.history(observables=[fido.Observable.parse(SHA)], hosts=["ws-042"], since=NOW)
+        return wins
+
+    barrier = threading.Barrier(8)
+
+    def start(t: int) -> int:
+        barrier.wait()
+        return work(t)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(start, range(8)))
+    assert sum(wins) == 800
+    assert len(store.pending_events()) == 800
+
+
+# -- refusing files -----------------------------------------------------------------------
+
+
+def test_a_newer_database_is_refused(path: Path) -> None:
+    SQLiteStore(path).close()
+    with raw(path) as db:
+        db.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
+    with pytest.raises(fido.ConfigurationError) as caught:
+        SQLiteStore(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "99" in message
+    assert f"({SCHEMA_VERSION})" in message
+    assert caught.value.file == str(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(path: Path) -> None:
+    content = b"host,user\nws-042,bdoe\n" * 100
+    path.write_bytes(content)
+    with pytest.raises(fido.ConfigurationError, match="not an SQLite database") as caught:
+        SQLiteStore(path)
+    assert str(path) in str(caught.value)
+    assert path.read_bytes() == content
+
+
+def test_another_sqlite_database_is_refused_untouched(path: Path) -> None:
+    with raw(path) as db:
+        db.execute("CREATE TABLE songs (title TEXT)")
+    with pytest.raises(fido.ConfigurationError, match="not a fido one") as caught:
+        SQLiteStore(path)
+    assert str(path) in str(caught.value)
+    with raw(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("songs",)]
+
+
+def test_an_empty_file_becomes_a_database(path: Path) -> None:
+    path.write_bytes(b"")
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(fido.ConfigurationError) as caught:
+        SQLiteStore(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+# Version 0, as an older fido wrote it: no `finished` flag, no observable keys, host keys
+# without the incident's state and times.
+VERSION_0 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
+INSERT INTO meta VALUES ('schema_version', 0);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    total INTEGER NOT NULL, level TEXT NOT NULL,
+    pending_approvals INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL
+);
+CREATE TABLE events (
+    detector TEXT NOT NULL, id TEXT NOT NULL, incident_id TEXT REFERENCES incidents (id),
+    data TEXT NOT NULL, PRIMARY KEY (detector, id)
+);
+CREATE TABLE incident_hosts (
+    key TEXT NOT NULL, incident_id TEXT NOT NULL, PRIMARY KEY (key, incident_id)
+);
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, detector TEXT, event_id TEXT,
+    field TEXT, reason TEXT NOT NULL, payload TEXT NOT NULL
+);
+CREATE TABLE cursors (detector TEXT PRIMARY KEY, cursor TEXT, updated_at TEXT NOT NULL);
+"""
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def write_version_0(path: Path, incidents: list[fido.Incident], pending: fido.Event) -> None:
+    with raw(path) as db:
+        db.executescript(VERSION_0)
+        for incident in incidents:
+            times = [e.time for e in incident.events]
+            db.execute(
+                "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incident.id,
+                    incident.status.value,
+                    iso(incident.created_at),
+                    iso(incident.updated_at),
+                    iso(min(times)),
+                    iso(max(times)),
+                    incident.assessment.total,
+                    incident.decision.level,
+                    0,
+                    json.dumps(incident.to_dict()),
+                ),
+            )
+            for event in incident.events:
+                db.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?)",
+                    (event.detector, event.id, incident.id, json.dumps(event.to_dict())),
+                )
+            for host in incident.hosts:
+                db.execute("INSERT INTO incident_hosts VALUES (?, ?)", (host.key, incident.id))
+        db.execute(
+            "INSERT INTO events VALUES (?, ?, NULL, ?)",
+            (pending.detector, pending.id, json.dumps(pending.to_dict())),
+        )
+        db.execute(
+            "INSERT INTO dead_letters (at, reason, payload) VALUES (?, 'bad', '{\"a\": 1}')",
+            (iso(NOW),),
+        )
+        db.execute("INSERT INTO cursors VALUES ('edr', 'page-3', ?)", (iso(NOW),))
+
+
+def structure(path: Path) -> dict[str, Any]:
+    with raw(path) as db:
+        names = db.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+        shape: dict[str, Any] = {}
+        for kind, name in names:
+            pragma = "table_info" if kind == "table" else "index_info"
+            rows = db.execute(f"PRAGMA {pragma}({name})").fetchall()
+            shape[name] = (kind, sorted(row[1:] if kind == "table" else row[2:] for row in rows))
+        return shape
+
+
+def test_migration_from_version_0(path: Path, tmp_path: Path) -> None:
+    old = inc(
+        "inc-old",
+        ev("m-1", observables=(SHA, OTHER)),
+        ev("m-2", time=NOW + HOUR),
+        assessment=fido.Assessment(total=60, assessed_at=NOW),
+        decision=fido.Decision(level="ticket"),
+    )
+    closed = inc(
+        "inc-closed",
+        ev("m-3", host=fido.Host(name="ws-007", ip="10.1.2.7")),
+        status=fido.IncidentStatus.CLOSED,
+    )
+    write_version_0(path, [old, closed], ev("m-4"))
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_incident("inc-old") == old
+        assert store.get_incident("inc-closed") == closed
+        assert store.unfinished_incidents() == []
+        assert [e.id for e in store.pending_events()] == ["m-4"]
+        assert store.incident_for_event("edr", "m-2") == "inc-old"
+        assert store.get_cursor("edr") == "page-3"
+        assert [d.payload for d in store.dead_letters()] == [{"a": 1}]
+        # The backfilled keys answer the queries: observables and both host keys.
+        sha, other = fido.Observable.parse(SHA), fido.Observable.parse(OTHER)
+        history = store.history(observables=[sha, other], hosts=["10.1.2.7"], since=NOW)
+        assert dict(history.sightings) == {sha: 2, other: 1}
+        assert [(p.id, p.host, p.at) for p in history.incidents] == [
+            ("inc-closed", "10.1.2.7", NOW)
+        ]
+        found = store.find_open_incident(
+            hosts=[], observables=[other], start=NOW + HOUR, end=NOW + HOUR
+        )
+        assert found == "inc-old"
+        assert (
+            store.find_open_incident(hosts=["ws-007"], observables=[], start=NOW, end=NOW) is None
+        )
+        assert [i.id for i in store.incidents(host="10.1.2.3", min_total=50)] == ["inc-old"]
+        store.save_incident(inc("inc-new", ev("m-4")), finished=False)
+        assert [i.id for i in store.unfinished_incidents()] == ["inc-new"]
+    fresh = tmp_path / "fresh.sqlite3"
+    SQLiteStore(fresh).close()
+    assert structure(path) == structure(fresh)
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(path: Path) -> None:
+    write_version_0(path, [inc("inc-1", ev("f-1"))], ev("f-2"))
+    with raw(path) as db:
+        db.execute("UPDATE incidents SET data = '{\"schema\": 1, \"id\": ' WHERE id = 'inc-1'")
+    with pytest.raises(fido.InvalidRecord, match="inc-1"):
+        SQLiteStore(path)
+    with raw(path) as db:
+        assert db.execute("SELECT value FROM meta").fetchone()[0] == 0
+        columns = [row[1] for row in db.execute("PRAGMA table_info(incidents)")]
+        assert "finished" not in columns
+
+
+# -- corrupt rows -------------------------------------------------------------------------
+
+
+def test_corrupt_json_is_an_invalid_record(store: SQLiteStore, path: Path) -> None:
+    store.save_incident(inc("inc-1", ev("c-1")))
+    store.add_event(ev("c-2"))
+    store.add_dead_letter(fido.DeadLetter(reason="bad", at=NOW, payload={}))
+    with raw(path) as db:
+        db.execute("UPDATE incidents SET data = '{\"id\": \"inc-1\", ' WHERE id = 'inc-1'")
+        db.execute("UPDATE events SET data = 'nope' WHERE id = 'c-2'")
+        db.execute("UPDATE dead_letters SET payload = '[1,'")
+    with pytest.raises(fido.InvalidRecord, match="'inc-1' is not valid JSON"):
+        store.get_incident("inc-1")
+    with pytest.raises(fido.InvalidRecord, match="inc-1"):
+        store.incidents()
+    with pytest.raises(fido.InvalidRecord, match="c-2"):
+        store.pending_events()
+    with pytest.raises(fido.InvalidRecord, match="dead letter"):
+        store.dead_letters()
+    with raw(path) as db:
+        db.execute("UPDATE incidents SET data = '{\"schema\": 1, \"id\": 3}' WHERE id = 'inc-1'")
+    with pytest.raises(fido.InvalidRecord, match="inc-1") as caught:
+        store.get_incident("inc-1")
+    assert caught.value.record == "Incident"
+
+
+# -- query plans --------------------------------------------------------------------------
+
+BIG = ("incidents", "events", "incident_hosts", "incident_observables")
+FULL_SCAN = re.compile(rf"SCAN ({'|'.join(BIG)})(?: AS \w+)?$")
+
+
+def plans(store: SQLiteStore, call: Callable[[], object]) -> list[str]:
+    """The query plan of every SELECT that `call` runs, one detail line per step."""
+    db = store._db
+    assert db is not None
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        db.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert selects
+    return [row[3] for s in selects for row in db.execute(f"EXPLAIN QUERY PLAN {s}")]
+
+
+def fill(store: SQLiteStore) -> None:
+    action = fido.Action(name="contain", requires_approval=True)
+    for i in range(20):
+        store.save_incident(
+            inc(
+                f"inc-{i}",
+                ev(f"q-{i}", time=NOW + i * HOUR, observables=(SHA, f"d{i}.example")),
+                approvals=(fido.Approval(action=action, requested_at=NOW),) if i % 5 else (),
+            ),
+            finished=bool(i % 3),
+        )
+    store.add_events([ev("pending-1"), ev("pending-2")])
+    store.add_dead_letter(fido.DeadLetter(reason="bad", at=NOW))
+
+
+SHA_OBSERVABLE = fido.Observable.parse(SHA)
+QUERIES: dict[str, tuple[Callable[[SQLiteStore], object], tuple[str, ...]]] = {
+    "history": (
+        lambda s: s.history(
+            observables=[SHA_OBSERVABLE, fido.Observable.parse("d1.example")],
+            hosts=["ws-042", "10.1.2.3"],
+            since=NOW,
+            exclude="inc-3",
+        ),
+        ("COVERING INDEX observables_by_key (key=?)", "hosts_by_key (key=? AND last_seen>?)"),
+    ),
+    "find_open_incident": (
+        lambda s: s.find_open_incident(
+            hosts=["ws-042", "10.1.2.3"],
+            observables=[SHA_OBSERVABLE],
+            start=NOW,
+            end=NOW + HOUR,
+            first_after=NOW - HOUR,
+        ),
+        ("hosts_by_key (key=? AND last_seen>?)", "observables_by_key (key=? AND last_seen>?)"),
+    ),
+    "incidents by updated_at": (
+        lambda s: s.incidents(since=NOW, until=NOW + HOUR, limit=10),
+        ("incidents_by_updated",),
+    ),
+    "incidents by status": (
+        lambda s: s.incidents(status=fido.IncidentStatus.OPEN, limit=10),
+        ("incidents_by_status (status=?)",),
+    ),
+    "incidents by host": (lambda s: s.incidents(host="ws-042", min_total=10), ("hosts_by_key",)),
+    "newest incidents": (lambda s: s.incidents(limit=10), ("incidents_by_updated",)),
+    "pending approvals": (lambda s: s.pending_approvals(), ("incidents_pending_approvals",)),
+    "unfinished incidents": (lambda s: s.unfinished_incidents(), ("incidents_unfinished",)),
+    "pending events": (lambda s: s.pending_events(), ("events_pending",)),
+    "incident for event": (
+        lambda s: s.incident_for_event("edr", "q-1"),
+        ("(detector=? AND id=?)",),
+    ),
+    "get incident": (lambda s: s.get_incident("inc-1"), ("(id=?)",)),
+}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_queries_use_indexes(name: str) -> None:
+    call, expected = QUERIES[name]
+    with SQLiteStore(":memory:") as store:
+        fill(store)
+        details = plans(store, lambda: call(store))
+    assert not [d for d in details if FULL_SCAN.match(d)], details
+    for fragment in expected:
+        assert any(fragment in d for d in details), (fragment, details)
