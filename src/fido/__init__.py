@@ -9,6 +9,7 @@ public API: everything a user imports comes from here (or from `fido.scoring` an
 
 from fido._allowlist import Allowlist, AllowlistEntry, EntryKind
 from fido._assessment import Action, Assessment, Contribution, Decision, Dimension
+from fido._config import Config, load_config
 from fido._deadletter import DeadLetter
 from fido._entities import Host, User
 from fido._errors import (
@@ -50,8 +51,10 @@ from fido._memory import MemoryStore
 from fido._observable import Observable, ObservableKind
 from fido._pipeline import Pipeline
 from fido._protocols import Cursor, Detector, Enricher, PollResult, Responder
+from fido._run import DetectorState, RunSummary
 from fido._runtime import Limits
 from fido._severity import Severity, SeverityScale
+from fido._sqlite import SQLiteStore
 from fido._store import Store
 from fido._version import __version__
 
@@ -64,6 +67,7 @@ __all__ = [
     "ApprovalError",
     "ApprovalStatus",
     "Assessment",
+    "Config",
     "ConfigurationError",
     "Contribution",
     "Criticality",
@@ -72,6 +76,7 @@ __all__ = [
     "Decision",
     "Detector",
     "DetectorError",
+    "DetectorState",
     "Dimension",
     "Enricher",
     "EnrichmentError",
@@ -100,6 +105,8 @@ __all__ = [
     "ResponderError",
     "ResponseRecord",
     "ResponseStatus",
+    "RunSummary",
+    "SQLiteStore",
     "ScoringError",
     "Severity",
     "SeverityScale",
@@ -110,4 +117,5 @@ __all__ = [
     "UserContext",
     "Verdict",
     "__version__",
+    "load_config",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import concurrent.futures
+import signal
 import statistics
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -15,13 +17,16 @@ from fido import _portal
 from fido._deadletter import DeadLetter
 from fido._errors import ApprovalError, DetectorError, FidoError, InvalidEvent
 from fido._incident import Approval, ApprovalStatus, Incident
+from fido._logging import EVENT_ID, INCIDENT_ID, get_logger
 from fido._memory import MemoryStore
 from fido._respond import respond
+from fido._run import RunSummary, run_loop
 from fido._runtime import Finished, Limits, Runtime, Work
 from fido._stages import AFTER, BEFORE, record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+    from pathlib import Path
 
     from fido._allowlist import Allowlist
     from fido._event import Event
@@ -33,7 +38,7 @@ __all__ = ["Pipeline"]
 
 T = TypeVar("T")
 
-log = logging.getLogger("fido.pipeline")
+log = get_logger("fido.pipeline")
 
 
 def _utcnow() -> datetime:
@@ -99,6 +104,20 @@ class Pipeline:
         self._runtime: Runtime | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
+
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> Pipeline:
+        """Build the pipeline a configuration file describes (see `fido.load_config`).
+
+        Keyword arguments override what the file says (`store=`, `clock=`, ...).
+
+        Raises:
+            ConfigurationError: naming the file, the key and the line.
+        """
+        from fido._config import load_config  # config imports the pipeline
+
+        pipeline: Pipeline = load_config(path).build(**overrides)
+        return pipeline
 
     def __repr__(self) -> str:
         return (
@@ -234,13 +253,17 @@ class Pipeline:
     async def _process(self, item: Event | Mapping[str, Any]) -> Incident:
         rt = self._rt()
         work = Work(item, rt.clock())
+        event_token = incident_token = None
         try:
             for stage in BEFORE:
                 with work.stage(stage.name, rt.clock) as note:
                     note.detail = await stage(work, rt)
-            assert work.incident is not None  # noqa: S101 - correlate always sets it
-            async with rt.incidents.hold(work.incident.id):
-                incident = await self._attach(work, rt)
+                if event_token is None and work.event is not None:
+                    event_token = EVENT_ID.set(work.event.id)
+            incident = await self._attach(work, rt)
+            incident_token = INCIDENT_ID.set(incident.id)
+            async with rt.incidents.hold(incident.id):
+                incident = await self._reload(work, rt, incident)
                 for stage in AFTER:
                     with work.stage(stage.name, rt.clock) as note:
                         note.detail = await stage(work, rt)
@@ -250,6 +273,8 @@ class Pipeline:
             if done.outcome == "suppressed":
                 incident = await record(work, rt, incident)
         except BaseException as exc:
+            if work.incident is not None:
+                rt.fresh.pop(work.incident.id, None)
             if work.future is not None and not work.future.done():
                 work.future.set_exception(exc)
                 work.future.exception()  # consumed here: the caller gets `exc` itself
@@ -257,21 +282,65 @@ class Pipeline:
         finally:
             if work.future is not None and work.event is not None:
                 rt.inflight.pop(work.event.key, None)
+            if incident_token is not None:
+                INCIDENT_ID.reset(incident_token)
+            if event_token is not None:
+                EVENT_ID.reset(event_token)
         if work.future is not None and not work.future.done():
             work.future.set_result(incident)
         rt.counters["processed"] += 1
         return incident
 
+    async def _finish(self, incident_id: str) -> Incident | None:
+        """Finish an incident a crash left unfinished: the stages after correlation, again.
+
+        Look-ups already made are not repeated, and responses recorded as started are not
+        sent again (their outcome is unknown).
+        """
+        rt = self._rt()
+        token = INCIDENT_ID.set(incident_id)
+        try:
+            async with rt.incidents.hold(incident_id):
+                incident = await _portal.maybe_await(rt.store.get_incident(incident_id))
+                if incident is None:
+                    return None
+                work = Work(None, rt.clock())
+                work.incident = incident
+                for stage in AFTER:
+                    with work.stage(stage.name, rt.clock) as note:
+                        note.detail = await stage(work, rt)
+                rt.counters["resumed"] += 1
+                return await record(work, rt, incident)
+        finally:
+            INCIDENT_ID.reset(token)
+
     async def _attach(self, work: Work, rt: Runtime) -> Incident:
-        """The incident, fresh from the store, with this event in it (under its lock)."""
-        assert work.incident is not None  # noqa: S101 - correlate set it
+        """The incident correlate chose, or a new one when that one is full."""
+        assert work.incident_id is not None  # noqa: S101 - correlate set it
         assert work.event is not None  # noqa: S101 - validate set it
-        fresh = await _portal.maybe_await(rt.store.get_incident(work.incident.id))
-        incident = fresh if fresh is not None else work.incident
-        if all(e.key != work.event.key for e in incident.events):
-            incident.events = (*incident.events, work.event)
-        work.incident = incident
+        incident = rt.fresh.get(work.incident_id)
+        if incident is None:
+            incident = await _portal.maybe_await(rt.store.get_incident(work.incident_id))
+        if incident is None or len(incident.events) >= rt.limits.max_events:
+            incident = Incident(
+                id=rt.new_incident_id(work.now),
+                created_at=work.now,
+                updated_at=work.now,
+                events=(work.event,),
+            )
+            rt.fresh[incident.id] = incident
         return incident
+
+    async def _reload(self, work: Work, rt: Runtime, incident: Incident) -> Incident:
+        """Under the incident's lock: its latest state, with this event in it."""
+        assert work.event is not None  # noqa: S101 - validate set it
+        latest = rt.fresh.get(incident.id)
+        if latest is None:
+            latest = await _portal.maybe_await(rt.store.get_incident(incident.id)) or incident
+        if all(e.key != work.event.key for e in latest.events):
+            latest.events = (*latest.events, work.event)
+        work.incident = latest
+        return latest
 
     async def _process_many(
         self, items: list[Event | Mapping[str, Any]], *, return_exceptions: bool
@@ -336,6 +405,121 @@ class Pipeline:
             extra={"event_id": letter.event_id},
         )
         await _portal.maybe_await(rt.store.add_dead_letter(letter))
+
+    # -- the run loop ---------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        exit_when_idle: bool = False,
+        idle_interval: float = 5.0,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        handle_signals: bool = True,
+    ) -> RunSummary:
+        """Poll every detector on its interval and process what arrives, until stopped.
+
+        First finishes what a previous run left unfinished (pending events, incidents cut
+        off by a crash). Each detector is polled with its persisted cursor, every
+        `interval` seconds while it has nothing new (its `interval` attribute, else
+        `idle_interval`) and at once while it has; a detector that fails backs off
+        (doubling its wait up to 5 minutes) and is reported, without stopping the others.
+        Events are processed with bounded concurrency (`limits.concurrency`).
+
+        On SIGINT or SIGTERM (when `handle_signals` and called from the main thread) the
+        run stops polling, finishes the events in flight, and returns; events polled but
+        not started stay stored and are processed at the next start.
+
+        Args:
+            exit_when_idle: Return once every detector has nothing new and the work is
+                done (for batch jobs and demos).
+            idle_interval: Seconds between polls for detectors without an `interval`.
+            on_progress: Called about twice a second with counters, on fido's thread.
+            handle_signals: Install SIGINT and SIGTERM handlers for the run.
+
+        Returns:
+            What the run did.
+        """
+        stop_holder: list[asyncio.Event] = []
+        ready = threading.Event()
+
+        async def main() -> RunSummary:
+            stop = asyncio.Event()
+            stop_holder.append(stop)
+            ready.set()
+            return await run_loop(
+                self,
+                stop,
+                exit_when_idle=exit_when_idle,
+                idle_interval=idle_interval,
+                on_progress=on_progress,
+            )
+
+        if self._closed:
+            raise RuntimeError("the pipeline is closed")
+        future = self._portal.submit(main())
+        ready.wait()
+        stop = stop_holder[0]
+        loop = self._portal.loop
+
+        def request_stop(signum: int, _frame: object) -> None:
+            setattr(stop, "signal", signum)  # noqa: B010 - tells the summary why it stopped
+            loop.call_soon_threadsafe(stop.set)
+
+        previous: dict[signal.Signals, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, request_stop)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=0.2)
+                except concurrent.futures.TimeoutError:
+                    continue
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if not future.done():
+                loop.call_soon_threadsafe(stop.set)
+
+    async def arun(
+        self,
+        *,
+        stop: asyncio.Event | None = None,
+        exit_when_idle: bool = False,
+        idle_interval: float = 5.0,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> RunSummary:
+        """The async twin of `run`; it stops when `stop` (an event of your loop) is set."""
+        done = threading.Event()
+        holder: list[asyncio.Event] = []
+        caller = asyncio.get_running_loop()
+
+        async def main() -> RunSummary:
+            inner = asyncio.Event()
+            holder.append(inner)
+            done.set()
+            return await run_loop(
+                self,
+                inner,
+                exit_when_idle=exit_when_idle,
+                idle_interval=idle_interval,
+                on_progress=on_progress,
+            )
+
+        task = caller.create_task(self._async(main()))
+        if stop is not None:
+
+            async def relay() -> None:
+                await stop.wait()
+                await asyncio.to_thread(done.wait)
+                self._portal.loop.call_soon_threadsafe(holder[0].set)
+
+            relay_task = caller.create_task(relay())
+            try:
+                return await task
+            finally:
+                relay_task.cancel()
+        return await task
 
     # -- approvals ------------------------------------------------------------------------
 
@@ -528,15 +712,31 @@ class Pipeline:
         return list(self._sync(_portal.maybe_await(self.store.dead_letters(limit=limit))))
 
     def stats(self) -> dict[str, Any]:
-        """Counters and timings since the pipeline started.
+        """Counters and timings since the pipeline started, and what adapters report.
 
         `counters`: processed, duplicates, suppressed, dead_lettered, lookups,
-        lookup_failures, responses, response_failures. `timings`: for each enricher and
-        responder, the count and the median and 99th percentile in seconds.
+        lookup_failures, responses, response_failures, resumed. `timings`: per stage
+        (`stage.enrich`), enricher (`enrich.<name>`) and responder (`respond.<name>`), the
+        count and the median and 99th percentile in seconds. `adapters`: for each adapter
+        that has a `stats()` method, what it returns (cache hit rate, retries, breaker
+        state, ...).
         """
         rt = self._runtime
+        adapters: dict[str, Any] = {}
+        named: list[Detector | Enricher[Any] | Responder] = [
+            *self.detectors,
+            *self.enrichers,
+            *(r for rs in self.responders.values() for r in rs),
+        ]
+        for adapter in named:
+            report = getattr(adapter, "stats", None)
+            if callable(report) and adapter.name not in adapters:
+                try:
+                    adapters[adapter.name] = report()
+                except Exception:  # a broken report must not break stats
+                    log.exception("stats() of %s failed", adapter.name)
         if rt is None:
-            return {"counters": {}, "timings": {}}
+            return {"counters": {}, "timings": {}, "adapters": adapters}
         timings = {}
         for name, samples in sorted(rt.timings.items()):
             ordered = sorted(samples)
@@ -545,7 +745,11 @@ class Pipeline:
                 "p50": statistics.median(ordered),
                 "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
             }
-        return {"counters": dict(sorted(rt.counters.items())), "timings": timings}
+        return {
+            "counters": dict(sorted(rt.counters.items())),
+            "timings": timings,
+            "adapters": adapters,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import TYPE_CHECKING
 
 from fido import _portal
 from fido._errors import ResponderError, shorten
 from fido._incident import ResponseRecord, ResponseStatus
+from fido._logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["idempotency_key", "respond"]
 
-log = logging.getLogger("fido.respond")
+log = get_logger("fido.respond")
 _FINAL = (ResponseStatus.DONE, ResponseStatus.STARTED, ResponseStatus.SKIPPED)
 
 
@@ -126,7 +126,7 @@ async def respond(incident: Incident, actions: Sequence[Action], rt: Runtime) ->
                     key=idempotency_key(incident, action.name, responder.name),
                 ),
             )
-        await _portal.maybe_await(rt.store.save_incident(incident))
+        await _portal.maybe_await(rt.store.save_incident(incident, finished=False))
         outcomes = await asyncio.gather(*(_one(incident, action, r, rt) for r in due))
         done += sum(outcomes)
         failed += len(outcomes) - sum(outcomes)

@@ -55,6 +55,9 @@ class Limits:
         max_observables: Observables one event may carry; more makes it invalid (an alert
             is attacker-controlled: it must not buy a thousand look-ups).
         history_lookback: How far back the scorer's history reaches.
+        max_events: Events one incident may hold; further correlated events start a new
+            incident (keeps each stored incident small).
+        poll_timeout: Seconds one detector poll may take in the run loop.
     """
 
     enrich_timeout: float = 10.0
@@ -64,6 +67,8 @@ class Limits:
     workers: int = 16
     max_observables: int = 200
     history_lookback: timedelta = timedelta(days=30)
+    max_events: int = 500
+    poll_timeout: float = 60.0
 
 
 class KeyedLocks:
@@ -104,6 +109,8 @@ class Runtime:
     correlating: asyncio.Lock = attrs.field(factory=asyncio.Lock)
     incidents: KeyedLocks = attrs.field(factory=KeyedLocks)
     inflight: dict[tuple[str, str], asyncio.Future[Incident]] = attrs.field(factory=dict)
+    fresh: dict[str, Incident] = attrs.field(factory=dict)
+    """Incidents created and not yet saved: correlation finds them before the store does."""
     counters: Counter[str] = attrs.field(factory=Counter)
     timings: dict[str, list[float]] = attrs.field(factory=dict)
     origin: str = attrs.field(factory=lambda: secrets.token_hex(4))
@@ -133,6 +140,7 @@ class Work:
     item: Any
     now: datetime
     event: Event | None = None
+    incident_id: str | None = None
     incident: Incident | None = None
     history: History | None = None
     audit: list[StageRecord] = attrs.field(factory=list)

@@ -10,10 +10,9 @@ stage: they are recorded on the incident.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
@@ -33,17 +32,19 @@ from fido._incident import (
     IncidentStatus,
     StageRecord,
 )
+from fido._logging import get_logger
 from fido._respond import respond
 from fido._runtime import Finished, Runtime, Work
 from fido.scoring._engine import assess
 
 if TYPE_CHECKING:
     from fido._findings import Finding, Subject
+    from fido._observable import Observable
     from fido._protocols import Enricher
 
 __all__ = ["AFTER", "BEFORE", "Stage", "record"]
 
-log = logging.getLogger("fido.pipeline")
+log = get_logger("fido.pipeline")
 _FINDINGS: Final = (Reputation, HostContext, UserContext)
 
 
@@ -131,7 +132,7 @@ class Dedup:
                     raise Finished(stored, "duplicate", f"already in {incident_id}")
         work.future = asyncio.get_running_loop().create_future()
         rt.inflight[event.key] = work.future
-        return "new" if added else "resumed"
+        return "new"
 
 
 class Allowlisting:
@@ -174,26 +175,36 @@ class Allowlisting:
 
 
 class Correlate:
-    """Join an open incident on the same host or sharing an observable, or start one."""
+    """Join an open incident on the same host or sharing an observable, or start one.
+
+    Incidents started but not yet saved are found too (from the runtime's `fresh`), so
+    that two events on one host processed at once make one incident.
+    """
 
     name = "correlate"
 
     async def __call__(self, work: Work, rt: Runtime) -> str:
         event = _event(work)
         window = rt.policy.correlation_window
+        hosts = list(event.host.keys) if event.host is not None else []
         observables = list(event.observables)
         if rt.allowlist is not None:
             allowed = rt.allowlist.match_observables(event, work.now)
             observables = [o for o in observables if o not in allowed]
+        start, end = event.time - window, event.time + window
+        first_after = event.time - rt.policy.correlation_max_span
         async with rt.correlating:
-            found = await _portal.maybe_await(
-                rt.store.find_open_incident(
-                    hosts=[event.host.key] if event.host is not None else [],
-                    observables=observables,
-                    start=event.time - window,
-                    end=event.time + window,
+            found = _fresh_match(rt, hosts, observables, start, end, first_after)
+            if found is None:
+                found = await _portal.maybe_await(
+                    rt.store.find_open_incident(
+                        hosts=hosts,
+                        observables=observables,
+                        start=start,
+                        end=end,
+                        first_after=first_after,
+                    )
                 )
-            )
             if found is None:
                 incident = Incident(
                     id=rt.new_incident_id(work.now),
@@ -201,11 +212,35 @@ class Correlate:
                     updated_at=work.now,
                     events=(event,),
                 )
-                await _portal.maybe_await(rt.store.save_incident(incident))
-                work.incident = incident
+                rt.fresh[incident.id] = incident
+                work.incident_id = incident.id
                 return "new incident"
-        work.incident = found
-        return f"joined {found.id}"
+        work.incident_id = found
+        return f"joined {found}"
+
+
+def _fresh_match(
+    rt: Runtime,
+    hosts: list[str],
+    observables: list[Observable],
+    start: datetime,
+    end: datetime,
+    first_after: datetime,
+) -> str | None:
+    best: Incident | None = None
+    for incident in rt.fresh.values():
+        times = [e.time for e in incident.events]
+        first, last = min(times), max(times)
+        if last < start or first > end or first < first_after:
+            continue
+        shared = any(k in hosts for h in incident.hosts for k in h.keys) or any(
+            o in observables for o in incident.observables
+        )
+        if shared and (
+            best is None or (incident.updated_at, incident.id) > (best.updated_at, best.id)
+        ):
+            best = incident
+    return None if best is None else best.id
 
 
 class Enrich:
@@ -290,7 +325,7 @@ class Score:
         work.history = await _portal.maybe_await(
             rt.store.history(
                 observables=incident.observables,
-                hosts=[h.key for h in incident.hosts],
+                hosts=[k for h in incident.hosts for k in h.keys],
                 since=work.now - rt.limits.history_lookback,
                 exclude=incident.id,
             )
@@ -376,9 +411,12 @@ async def record(work: Work, rt: Runtime, incident: Incident) -> Incident:
         detail="saved",
         event_id=_ids(work)["event_id"],
     )
+    for step in work.audit:
+        rt.time(f"stage.{step.stage}", step.duration.total_seconds())
     incident.audit = (*incident.audit, *work.audit, entry)
     work.audit.clear()
     await _portal.maybe_await(rt.store.save_incident(incident))
+    rt.fresh.pop(incident.id, None)
     return incident
 
 

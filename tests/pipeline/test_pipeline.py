@@ -568,7 +568,7 @@ def test_duplicate_adapter_names_are_refused() -> None:
 def test_repr_and_stats() -> None:
     pipeline, _, _ = build()
     assert "enrichers=['feed']" in repr(pipeline)
-    assert pipeline.stats() == {"counters": {}, "timings": {}}
+    assert pipeline.stats() == {"counters": {}, "timings": {}, "adapters": {}}
     with pipeline:
         pipeline.process(alert())
         stats = pipeline.stats()

@@ -50,6 +50,9 @@ class Policy:
         combine: How the total is made: `sum` (capped at 100), `weighted` or `max`.
         weights: The weights of threat, machine and user for `weighted`.
         correlation_window: How close in time events must be to join one incident.
+        correlation_max_span: How long an incident may last: an event later than this
+            after the incident's first one starts a new incident, so that a steady
+            stream of alerts on one host does not grow one incident forever.
         threat: The threat dimension's numbers.
         machine: The machine dimension's numbers.
         user: The user dimension's numbers.
@@ -61,6 +64,7 @@ class Policy:
     combine: Combine
     weights: tuple[float, float, float]
     correlation_window: timedelta
+    correlation_max_span: timedelta
     threat: ThreatPolicy
     machine: MachinePolicy
     user: UserPolicy

@@ -151,7 +151,7 @@ def replay(
         if history is not None:
             past = history(incident)
         else:
-            hosts = {h.key for h in incident.hosts}
+            hosts = {k for h in incident.hosts for k in h.keys}
             past = History(
                 sightings={o: seen[o] for o in incident.observables if seen[o]},
                 incidents=[
@@ -172,9 +172,8 @@ def replay(
         )
         seen.update(set(incident.observables))
         priors.extend(
-            PriorIncident(
-                id=incident.id, host=h.key, at=now, total=after.total, level=decision.level
-            )
+            PriorIncident(id=incident.id, host=k, at=now, total=after.total, level=decision.level)
             for h in incident.hosts
+            for k in h.keys
         )
     return Comparison(policy=policy.name, policy_version=policy.version, changes=tuple(changes))

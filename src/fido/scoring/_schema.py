@@ -47,7 +47,7 @@ DEFAULT: Final[Mapping[str, Any]] = {
         "combine": "sum",
         "weights": {"threat": 1.0, "machine": 1.0, "user": 1.0},
     },
-    "correlation": {"window": "1h"},
+    "correlation": {"window": "1h", "max_span": "1d"},
     "threat": {
         "severity": {"info": 0, "low": 5, "medium": 10, "high": 20, "critical": 30},
         "categories": {
@@ -500,7 +500,7 @@ def build(cls: type[Policy], data: Mapping[str, Any]) -> Policy:
     weights = meta.table("weights")
     weights.only("threat", "machine", "user")
     correlation = root.table("correlation")
-    correlation.only("window")
+    correlation.only("window", "max_span")
     return cls(
         name=meta.string("name"),
         version=meta.string("version"),
@@ -511,6 +511,7 @@ def build(cls: type[Policy], data: Mapping[str, Any]) -> Policy:
             weights.number("user", 0, 10),
         ),
         correlation_window=correlation.duration("window"),
+        correlation_max_span=correlation.duration("max_span"),
         threat=_threat(root.table("threat")),
         machine=_machine(root.table("machine")),
         user=_user(root.table("user")),
@@ -528,7 +529,10 @@ def unbuild(policy: Policy) -> dict[str, Any]:
             "combine": policy.combine,
             "weights": dict(zip(("threat", "machine", "user"), policy.weights, strict=True)),
         },
-        "correlation": {"window": format_duration(policy.correlation_window)},
+        "correlation": {
+            "window": format_duration(policy.correlation_window),
+            "max_span": format_duration(policy.correlation_max_span),
+        },
         "threat": {
             "severity": {s.value: p for s, p in t.severity.items()},
             "categories": dict(t.categories),

@@ -123,7 +123,8 @@ def detectors(ctx: Context) -> list[Contribution]:
         for observable in event.observables:
             seen.setdefault(observable, set()).add(event.detector)
         if event.host is not None:
-            seen.setdefault(event.host.key, set()).add(event.detector)
+            for key in event.host.keys:
+                seen.setdefault(("host", key), set()).add(event.detector)
     most = max((len(s) for s in seen.values()), default=0)
     if most < 2:
         return []
