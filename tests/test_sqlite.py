@@ -11,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 
 import fido
 from fido._sqlite import SCHEMA_VERSION, SQLiteStore
+from fido._sqlite_schema import BASELINE
 from fido.scoring import History
 
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ def test_repr_version_and_close(path: Path) -> None:
     store = SQLiteStore(path, timeout=1.0)
     assert repr(store) == f"SQLiteStore({str(path)!r})"
     assert store.path == str(path)
-    assert store.schema_version == SCHEMA_VERSION == 1
+    assert store.schema_version == SCHEMA_VERSION == 2
     store.close()
     store.close()
     with pytest.raises(fido.FidoError, match="closed"):
@@ -407,6 +409,132 @@ def test_migration_from_version_0(path: Path, tmp_path: Path) -> None:
     assert structure(path) == structure(fresh)
 
 
+def write_version_1(path: Path, incidents: list[fido.Incident]) -> None:
+    """Version 1, as fido 0.1 wrote it: each incident's `data` held its events and audit."""
+    with raw(path) as db:
+        for statement in BASELINE:
+            db.execute(statement)
+        db.execute("INSERT INTO meta VALUES ('schema_version', 1)")
+        for incident in incidents:
+            times = [e.time for e in incident.events]
+            db.execute(
+                "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?)",
+                (
+                    incident.id,
+                    incident.status.value,
+                    iso(incident.created_at),
+                    iso(incident.updated_at),
+                    iso(min(times)),
+                    iso(max(times)),
+                    incident.assessment.total,
+                    incident.decision.level,
+                    json.dumps(incident.to_dict()),
+                ),
+            )
+            for event in incident.events:
+                db.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?)",
+                    (event.detector, event.id, incident.id, json.dumps(event.to_dict())),
+                )
+            for key in {k for h in incident.hosts for k in h.keys}:
+                db.execute(
+                    "INSERT INTO incident_hosts VALUES (?, ?, 1, ?)",
+                    (incident.id, key, iso(max(times))),
+                )
+            for observable in incident.observables:
+                db.execute(
+                    "INSERT INTO incident_observables VALUES (?, ?, 1, ?)",
+                    (incident.id, observable.key, iso(max(times))),
+                )
+
+
+def audit(*stages: str) -> tuple[fido.StageRecord, ...]:
+    return tuple(
+        fido.StageRecord(stage=s, started_at=NOW, duration=HOUR / 3600, outcome="ok")
+        for s in stages
+    )
+
+
+def test_migration_from_version_1(path: Path, tmp_path: Path) -> None:
+    old = inc(
+        "inc-v1",
+        ev("v-2", time=NOW + HOUR),  # events keep the incident's order, not the rows'
+        ev("v-1"),
+        audit=audit("validate", "dedup", "correlate"),
+        assessment=fido.Assessment(total=40, assessed_at=NOW),
+    )
+    write_version_1(path, [old])
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_incident("inc-v1") == old
+        grown = attrs.evolve(old, events=(*old.events, ev("v-3")), audit=old.audit * 2)
+        store.save_incident(grown)
+    with SQLiteStore(path) as reopened:
+        assert reopened.get_incident("inc-v1") == grown
+        assert reopened.incident_for_event("edr", "v-3") == "inc-v1"
+    fresh = tmp_path / "fresh.sqlite3"
+    SQLiteStore(fresh).close()
+    assert structure(path) == structure(fresh)
+
+
+def test_a_save_writes_what_changed(store: SQLiteStore, path: Path) -> None:
+    first = inc("inc-1", ev("w-1"), audit=audit("validate", "record"))
+    store.save_incident(first)
+    grown = attrs.evolve(
+        first,
+        events=(*first.events, ev("w-2", host=fido.Host(name="ws-9"), observables=(OTHER,))),
+        audit=(*first.audit, *audit("validate", "correlate", "record")),
+        status=fido.IncidentStatus.CLOSED,
+    )
+    db = store._db
+    assert db is not None
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    try:
+        store.save_incident(grown)
+    finally:
+        db.set_trace_callback(None)
+    audit_rows = [s for s in statements if s.startswith("INSERT INTO incident_audit")]
+    assert len(audit_rows) == 1, "one row of the new audit records"
+    assert "correlate" in audit_rows[0]
+    assert not [s for s in statements if s.startswith("DELETE")]
+    assert sum("UPDATE events" in s for s in statements) == 1, "only the new event"
+    with SQLiteStore(path) as other:
+        assert other.get_incident("inc-1") == grown
+        # the keys of the old and the new event, all in the incident's new state
+        assert other.find_open_incident(hosts=["ws-9"], observables=[], start=NOW, end=NOW) is None
+        history = other.history(observables=[], hosts=["ws-042", "10.1.2.3", "ws-9"], since=NOW)
+        assert sorted(p.host for p in history.incidents) == ["10.1.2.3", "ws-042", "ws-9"]
+
+
+def test_saves_from_two_stores_interleave(path: Path) -> None:
+    """Another process's save (an approval from the command line) is seen, never undone."""
+    with SQLiteStore(path) as run, SQLiteStore(path) as cli:
+        base = inc("inc-1", ev("x-1"), audit=audit("record"))
+        run.save_incident(base)
+        seen = cli.get_incident("inc-1")
+        assert seen is not None
+        approved = attrs.evolve(seen, audit=audit("record", "approve"))
+        cli.save_incident(approved)
+        assert run.get_incident("inc-1") == approved  # not the stale copy it saved
+        # the run's next save built on its stale copy: written whole, the last one wins
+        stale = attrs.evolve(base, events=(*base.events, ev("x-2")), audit=audit("record", "x"))
+        run.save_incident(stale)
+        assert cli.get_incident("inc-1") == stale
+    with SQLiteStore(path) as reopened:
+        assert reopened.get_incident("inc-1") == stale
+
+
+def test_an_event_left_out_of_a_resave_is_pending_again(store: SQLiteStore) -> None:
+    store.save_incident(inc("inc-1", ev("y-1"), ev("y-2")))
+    store.save_incident(inc("inc-1", ev("y-1")))
+    assert [e.id for e in store.pending_events()] == ["y-2"]
+    assert store.incident_for_event("edr", "y-2") is None
+    incident = store.get_incident("inc-1")
+    assert incident is not None
+    assert [e.id for e in incident.events] == ["y-1"]
+
+
 def test_a_failed_migration_leaves_the_file_as_it_was(path: Path) -> None:
     write_version_0(path, [inc("inc-1", ev("f-1"))], ev("f-2"))
     with raw(path) as db:
@@ -427,7 +555,11 @@ def test_corrupt_json_is_an_invalid_record(store: SQLiteStore, path: Path) -> No
     store.add_event(ev("c-2"))
     store.add_dead_letter(fido.DeadLetter(reason="bad", at=NOW, payload={}))
     with raw(path) as db:
-        db.execute("UPDATE incidents SET data = '{\"id\": \"inc-1\", ' WHERE id = 'inc-1'")
+        # as another writer would, the edit bumps the revision (a store trusts it)
+        db.execute(
+            'UPDATE incidents SET data = \'{"id": "inc-1", \', revision = revision + 1'
+            " WHERE id = 'inc-1'"
+        )
         db.execute("UPDATE events SET data = 'nope' WHERE id = 'c-2'")
         db.execute("UPDATE dead_letters SET payload = '[1,'")
     with pytest.raises(fido.InvalidRecord, match="'inc-1' is not valid JSON"):
@@ -439,7 +571,10 @@ def test_corrupt_json_is_an_invalid_record(store: SQLiteStore, path: Path) -> No
     with pytest.raises(fido.InvalidRecord, match="dead letter"):
         store.dead_letters()
     with raw(path) as db:
-        db.execute("UPDATE incidents SET data = '{\"schema\": 1, \"id\": 3}' WHERE id = 'inc-1'")
+        db.execute(
+            'UPDATE incidents SET data = \'{"schema": 1, "id": 3}\', revision = revision + 1'
+            " WHERE id = 'inc-1'"
+        )
     with pytest.raises(fido.InvalidRecord, match="inc-1") as caught:
         store.get_incident("inc-1")
     assert caught.value.record == "Incident"

@@ -83,10 +83,13 @@ class RunOptions:
             (for batch jobs and demos); by default the run goes on until a signal.
         idle_interval: Seconds between polls of a detector that has nothing new (its
             own `interval` wins).
+        opentelemetry: Export `pipeline.stats()` as OpenTelemetry metrics through the
+            global meter provider (needs the `otel` extra; off by default).
     """
 
     exit_when_idle: bool = False
     idle_interval: float = 5.0
+    opentelemetry: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -366,14 +369,17 @@ def _run(reader: _Reader, data: Mapping[str, Any]) -> RunOptions:
     values: dict[str, Any] = {}
     for name, value in table.items():
         key = f"run.{name}"
-        if name == "exit_when_idle":
+        if name in ("exit_when_idle", "opentelemetry"):
             if not isinstance(value, bool):
                 raise reader.fail(key, f"expected true or false, not {value!r}")
             values[name] = value
         elif name == "idle_interval":
             values[name] = reader.seconds(key, value)
         else:
-            raise reader.fail(key, f"unknown key {name!r} (expected exit_when_idle, idle_interval)")
+            raise reader.fail(
+                key,
+                f"unknown key {name!r} (expected exit_when_idle, idle_interval, opentelemetry)",
+            )
     return RunOptions(**values)
 
 

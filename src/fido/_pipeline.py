@@ -250,9 +250,10 @@ class Pipeline:
         """The async twin of `process_payload`."""
         return await self._async(self._process_payload(detector, payload))
 
-    async def _process(self, item: Event | Mapping[str, Any]) -> Incident:
+    async def _process(self, item: Event | Mapping[str, Any], *, stored: bool = False) -> Incident:
+        """Process one alert. `stored`: the run loop has just added the event to the store."""
         rt = self._rt()
-        work = Work(item, rt.clock())
+        work = Work(item, rt.clock(), stored=stored)
         event_token = incident_token = None
         try:
             for stage in BEFORE:
@@ -750,6 +751,21 @@ class Pipeline:
             "timings": timings,
             "adapters": adapters,
         }
+
+    def export_metrics(self, meter_provider: Any = None) -> None:
+        """Export `stats()` as OpenTelemetry metrics (off unless called; the `otel` extra).
+
+        Registers observable instruments (`fido.events`, `fido.duration.p50`,
+        `fido.duration.p99`, `fido.adapter`) on `meter_provider`, or on the global one
+        that the application or `opentelemetry-instrument` configures; they read
+        `stats()` when the SDK collects. See "Operating fido" in the docs.
+
+        Raises:
+            ConfigurationError: OpenTelemetry is not installed.
+        """
+        from fido._otel import export_metrics  # an optional dependency
+
+        export_metrics(self.stats, meter_provider)
 
     # -- lifecycle ------------------------------------------------------------------------
 

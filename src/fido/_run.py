@@ -127,7 +127,8 @@ class _Loop:
         self.exit_when_idle = exit_when_idle
         self.idle_interval = idle_interval
         concurrency = pipeline.limits.concurrency
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=concurrency * 4)
+        # (event, whether add_events stored it just now: then it cannot be a duplicate)
+        self.queue: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=concurrency * 4)
         self.states = {d.name: DetectorState(d.name) for d in pipeline.detectors}
         self.busy = 0
         self.reason = "stop"
@@ -150,11 +151,10 @@ class _Loop:
                         payload=repr(item),
                     )
                 )
-        if events:
-            await _portal.maybe_await(store.add_events(events))
+        added = list(await _portal.maybe_await(store.add_events(events))) if events else []
         await _portal.maybe_await(store.set_cursor(detector.name, cursor))
-        for event in events:
-            await self.queue.put(event)
+        for event, new in zip(events, added, strict=True):
+            await self.queue.put((event, new))
         state.events += len(events)
         return len(items)
 
@@ -205,10 +205,10 @@ class _Loop:
 
     async def worker(self) -> None:
         while True:
-            event = await self.queue.get()
+            event, new = await self.queue.get()
             self.busy += 1
             try:
-                await self.pipeline._process(event)  # noqa: SLF001
+                await self.pipeline._process(event, stored=new)  # noqa: SLF001
             except FidoError as exc:
                 log.warning("event %r failed: %s", event.id, exc)
             except Exception:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -112,7 +112,7 @@ class Runtime:
     fresh: dict[str, Incident] = attrs.field(factory=dict)
     """Incidents created and not yet saved: correlation finds them before the store does."""
     counters: Counter[str] = attrs.field(factory=Counter)
-    timings: dict[str, list[float]] = attrs.field(factory=dict)
+    timings: dict[str, deque[float]] = attrs.field(factory=dict)
     origin: str = attrs.field(factory=lambda: secrets.token_hex(4))
     made: int = 0
 
@@ -127,10 +127,10 @@ class Runtime:
 
     def time(self, name: str, seconds: float) -> None:
         """Keep a timing (the last 10,000 per name) for `pipeline.stats()`."""
-        samples = self.timings.setdefault(name, [])
+        samples = self.timings.get(name)
+        if samples is None:
+            samples = self.timings[name] = deque(maxlen=10_000)
         samples.append(seconds)
-        if len(samples) > 10_000:
-            del samples[: len(samples) - 10_000]
 
 
 @attrs.define
@@ -139,6 +139,8 @@ class Work:
 
     item: Any
     now: datetime
+    stored: bool = False
+    """The run loop stored the event just now: it is new, and need not be added again."""
     event: Event | None = None
     incident_id: str | None = None
     incident: Incident | None = None

@@ -16,19 +16,25 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+from cachetools import LRUCache
+
 from fido._deadletter import DeadLetter
 from fido._errors import FidoError, InvalidRecord
+from fido._incident import IncidentStatus
 from fido._sqlite_schema import (
     SCHEMA_VERSION,
     bind,
     connect,
+    dump_audit,
     dump_json,
+    event_keys,
     incident_row,
     iso,
-    links,
     load_event,
     load_incident,
     load_json,
+    span,
     text,
 )
 from fido.scoring._history import History, PriorIncident
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from fido._event import Event
-    from fido._incident import Incident, IncidentStatus
+    from fido._incident import Incident
     from fido._observable import Observable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -49,18 +55,44 @@ _CHUNK: Final = 500
 
 _SAVE_INCIDENT: Final = """
 INSERT INTO incidents (id, status, created_at, updated_at, first_seen, last_seen, total,
-                       level, finished, pending_approvals, data)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       level, finished, pending_approvals, data, revision, event_count,
+                       audit_count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, created_at = excluded.created_at,
     updated_at = excluded.updated_at, first_seen = excluded.first_seen,
     last_seen = excluded.last_seen, total = excluded.total, level = excluded.level,
     finished = excluded.finished, pending_approvals = excluded.pending_approvals,
-    data = excluded.data
+    data = excluded.data, revision = excluded.revision,
+    event_count = excluded.event_count, audit_count = excluded.audit_count
 """
+_STORED: Final = """SELECT revision, event_count, audit_count, status, last_seen
+FROM incidents WHERE id = ?"""
+_EVENTS_OF: Final = """SELECT detector, id, data FROM events
+WHERE incident_id = ? ORDER BY position"""
+_AUDIT_OF: Final = "SELECT data FROM incident_audit WHERE incident_id = ? ORDER BY position"
+_LINKS: Final = (
+    (
+        "UPDATE incident_hosts SET open = ?, last_seen = ? WHERE incident_id = ?",
+        (
+            "INSERT INTO incident_hosts (incident_id, key, open, last_seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+        ),
+    ),
+    (
+        "UPDATE incident_observables SET open = ?, last_seen = ? WHERE incident_id = ?",
+        (
+            "INSERT INTO incident_observables (incident_id, key, open, last_seen)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        ),
+    ),
+)
+"""For each link table: bring its rows up to the incident's state; add a key."""
+_CACHED: Final = 16_384
+"""How much of the incidents this store saved or read last stays decoded, counted in
+incidents plus their events (see `SQLiteStore`)."""
 _DEAD_LETTERS: Final = """SELECT id, at, detector, event_id, field, reason, payload
 FROM dead_letters ORDER BY id DESC{limit}"""
-_LINK_COLUMNS: Final = "(incident_id, key, open, last_seen) VALUES (?, ?, ?, ?)"
 _OPEN_IN: Final = """SELECT incident_id FROM {table}
     WHERE key IN ({marks}) AND last_seen >= ? AND open = 1"""
 _FIND_OPEN: Final = """SELECT updated_at, id FROM incidents
@@ -109,6 +141,12 @@ class SQLiteStore:
     store from its event-loop thread, the command line from the main thread. Every
     method is one transaction, and `add_events` is one for the whole batch.
 
+    Saving an incident costs what changed since this store last saw it: the new events
+    and audit records, the new host and observable keys, and the incident's own row
+    (without its events). The incidents saved or read last (up to 16,384 incidents and
+    events in all) stay decoded, checked against the stored revision on every read, so
+    another process's save (an approval from the command line) is always seen.
+
     Opening a file written by an older fido migrates it (in one transaction); a file
     written by a newer fido is refused. Records are value snapshots, as in every store.
 
@@ -132,6 +170,12 @@ class SQLiteStore:
         self._path = os.fspath(path)
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = connect(self._path, timeout=timeout)
+        # id -> (revision, snapshot): what this store last wrote or read of an incident.
+        # A save whose incident extends the snapshot writes only the new events and audit
+        # records; a read of an unchanged revision decodes nothing.
+        self._seen: LRUCache[str, tuple[int, Incident]] = LRUCache(
+            maxsize=_CACHED, getsizeof=lambda seen: 1 + len(seen[1].events)
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -267,49 +311,114 @@ class SQLiteStore:
     def save_incident(self, incident: Incident, *, finished: bool = True) -> None:
         """Insert or replace an incident, mark its events as part of it, and index it.
 
-        The incident's host and observable rows are replaced by those of this save.
-        `finished=False` marks a save in the middle of processing (see
-        `unfinished_incidents`).
+        The incident's host and observable rows are those of this save. `finished=False`
+        marks a save in the middle of processing (see `unfinished_incidents`).
         """
-        row = incident_row(incident, finished=finished)
-        hosts, observables = links(incident)
-        key = row[0]
+        key = bind(incident.id)
+        last_seen = span(incident)[1]
+        is_open = int(incident.status is IncidentStatus.OPEN)
         with self._transaction(write=True) as db:
-            db.execute(_SAVE_INCIDENT, row)
-            for event in incident.events:
+            stored = db.execute(_STORED, (key,)).fetchone()
+            revision = 0 if stored is None else stored[0]
+            start_events = start_audit = 0
+            extends = stored is not None and self._extends(incident, *stored[:3])
+            if extends:
+                start_events, start_audit = stored[1], stored[2]
+                moved = stored[3] != incident.status.value or stored[4] != last_seen
+            else:  # new, or changed elsewhere since: write it whole
+                db.execute(
+                    "UPDATE events SET incident_id = NULL, position = NULL WHERE incident_id = ?",
+                    (key,),
+                )
+                db.execute("DELETE FROM incident_audit WHERE incident_id = ?", (key,))
+                db.execute("DELETE FROM incident_hosts WHERE incident_id = ?", (key,))
+                db.execute("DELETE FROM incident_observables WHERE incident_id = ?", (key,))
+            db.execute(
+                _SAVE_INCIDENT, incident_row(incident, finished=finished, revision=revision + 1)
+            )
+            new_events = incident.events[start_events:]
+            for position, event in enumerate(new_events, start=start_events):
                 event_key = (bind(event.detector), bind(event.id))
                 updated = db.execute(
-                    "UPDATE events SET incident_id = ? WHERE detector = ? AND id = ?",
-                    (key, *event_key),
+                    "UPDATE events SET incident_id = ?, position = ? WHERE detector = ? AND id = ?",
+                    (key, position, *event_key),
                 )
                 if updated.rowcount == 0:
                     db.execute(
-                        "INSERT INTO events (detector, id, incident_id, data) VALUES (?, ?, ?, ?)",
-                        (*event_key, key, dump_json(event.to_dict())),
+                        "INSERT INTO events (detector, id, incident_id, data, position)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (*event_key, key, dump_json(event.to_dict()), position),
                     )
-            db.execute("DELETE FROM incident_hosts WHERE incident_id = ?", (key,))
-            db.executemany(f"INSERT INTO incident_hosts {_LINK_COLUMNS}", hosts)
-            db.execute("DELETE FROM incident_observables WHERE incident_id = ?", (key,))
-            db.executemany(
-                f"INSERT INTO incident_observables {_LINK_COLUMNS}",
-                observables,
-            )
+            if len(incident.audit) > start_audit:
+                db.execute(
+                    "INSERT INTO incident_audit (incident_id, position, data) VALUES (?, ?, ?)",
+                    (key, start_audit, dump_audit(incident.audit[start_audit:])),
+                )
+            hosts, observables = event_keys(new_events)
+            for (update, insert), keys in zip(_LINKS, (hosts, observables), strict=True):
+                if extends and moved:
+                    db.execute(update, (is_open, last_seen, key))
+                db.executemany(insert, [(key, k, is_open, last_seen) for k in keys])
+            self._seen[incident.id] = (revision + 1, attrs.evolve(incident))
+
+    def _extends(self, incident: Incident, revision: int, events: int, audit: int) -> bool:
+        """Whether the stored incident is what this store last saw, and `incident` only adds.
+
+        Tuples compare their items by identity first, so the check is cheap when the
+        incident was built on the snapshot (as the pipeline does).
+        """
+        seen = self._seen.get(incident.id)
+        if seen is None or seen[0] != revision:
+            return False
+        before = seen[1]
+        return (
+            len(before.events) == events
+            and len(before.audit) == audit
+            and incident.events[:events] == before.events
+            and incident.audit[:audit] == before.audit
+        )
 
     def unfinished_incidents(self) -> list[Incident]:
         """Incidents whose last save was not a finished one, by id."""
-        return self._load("SELECT id, data FROM incidents WHERE finished = 0 ORDER BY id")
+        return self._load("SELECT id, data, revision FROM incidents WHERE finished = 0 ORDER BY id")
 
     def get_incident(self, incident_id: str) -> Incident | None:
         """One incident, or None."""
-        found = self._load("SELECT id, data FROM incidents WHERE id = ?", (bind(incident_id),))
-        return found[0] if found else None
+        key = bind(incident_id)
+        with self._lock:
+            seen = self._seen.get(incident_id)
+            if seen is not None:
+                db = self._open()
+                row = db.execute("SELECT revision FROM incidents WHERE id = ?", (key,)).fetchone()
+                if row is not None and row[0] == seen[0]:
+                    return attrs.evolve(seen[1])
+            found = self._load("SELECT id, data, revision FROM incidents WHERE id = ?", (key,))
+            if not found:
+                return None
+            return found[0]
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise FidoError(f"{self!r} is closed")
+        return self._db
 
     def _load(
         self, sql: str, params: Sequence[Any] = (), limit: int | None = None
     ) -> list[Incident]:
+        loaded = []
         with self._transaction() as db:
-            rows = db.execute(sql, params).fetchall()
-        return [load_incident(*row) for row in _sliced(rows, limit)]
+            rows = _sliced(db.execute(sql, params).fetchall(), limit)
+            for incident_id, data, revision in rows:
+                incident = load_incident(
+                    incident_id,
+                    data,
+                    db.execute(_EVENTS_OF, (incident_id,)).fetchall(),
+                    [row[0] for row in db.execute(_AUDIT_OF, (incident_id,))],
+                )
+                loaded.append(incident)
+                if len(rows) == 1:  # a single read is likely the next save's base
+                    self._seen[incident.id] = (revision, attrs.evolve(incident))
+        return loaded
 
     def find_open_incident(
         self,
@@ -369,7 +478,7 @@ class SQLiteStore:
                 where.append(clause)
                 params.append(value)
         clause, limited = _limit(limit)
-        sql = "SELECT id, data FROM incidents"
+        sql = "SELECT id, data, revision FROM incidents"
         if where:
             sql += " WHERE " + " AND ".join(where)
         return self._load(
@@ -380,7 +489,7 @@ class SQLiteStore:
         """The incidents with at least one pending approval, in the order first saved."""
         return self._load(
             # `+rowid`: sort the few matches rather than scan the table in rowid order.
-            "SELECT id, data FROM incidents WHERE pending_approvals > 0 ORDER BY +rowid"
+            "SELECT id, data, revision FROM incidents WHERE pending_approvals > 0 ORDER BY +rowid"
         )
 
     def history(
@@ -445,3 +554,4 @@ class SQLiteStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            self._seen.clear()

@@ -1,22 +1,28 @@
 """The database behind `SQLiteStore`: the schema, its migrations, and the value codecs.
 
-Version 1 (`SCHEMA_VERSION`) has these tables. Times are ISO 8601 UTC text with fixed
+Version 2 (`SCHEMA_VERSION`) has these tables. Times are ISO 8601 UTC text with fixed
 microseconds (`2026-11-28T12:00:00.000000+00:00`), so that text order is time order.
 Identifiers (event, incident, host and observable keys) are text; a string that UTF-8
 cannot encode (a lone surrogate from a hostile alert) is kept as a BLOB of its
 `surrogatepass` encoding, so every Python string is stored exactly.
 
 - `meta(key, value)`: `schema_version` is the schema's version.
-- `events(detector, id, incident_id, data)`: every stored event, primary key
+- `events(detector, id, incident_id, data, position)`: every stored event, primary key
   `(detector, id)`. `incident_id` is NULL while the event is not yet part of a saved
-  incident (`pending_events`, in rowid order, which is insertion order). `data` is
-  `Event.to_dict()` as JSON.
+  incident (`pending_events`, in rowid order, which is insertion order); `position` is
+  its place among the incident's events. `data` is `Event.to_dict()` as JSON.
 - `incidents(id, status, created_at, updated_at, first_seen, last_seen, total, level,
-  finished, pending_approvals, data)`: one row per incident; `first_seen`/`last_seen` are
-  the earliest and latest event times (created/updated time when it has no events),
-  `total` and `level` the assessment's total and the decision's level, `finished` is 0
-  after a `save_incident(..., finished=False)`, `pending_approvals` counts the pending
-  approvals, `data` is `Incident.to_dict()` as JSON.
+  finished, pending_approvals, data, revision, event_count, audit_count)`: one row per
+  incident; `first_seen`/`last_seen` are the earliest and latest event times
+  (created/updated time when it has no events), `total` and `level` the assessment's total
+  and the decision's level, `finished` is 0 after a `save_incident(..., finished=False)`,
+  `pending_approvals` counts the pending approvals, `data` is `Incident.to_dict()` as JSON
+  without its events and audit trail (those live in `events` and `incident_audit`, so
+  that saving an incident costs what changed, not what it holds), `revision` counts the
+  saves, `event_count` and `audit_count` say how many of each are stored.
+- `incident_audit(incident_id, position, data)`: the audit trail, appended: each row
+  holds the `StageRecord`s one save added (a JSON list), `position` is the place of its
+  first record in the trail.
 - `incident_hosts(incident_id, key, open, last_seen)` and
   `incident_observables(incident_id, key, open, last_seen)`: one row per host key
   (`Host.keys`) or observable key (`Observable.key`) of an incident, primary key
@@ -44,13 +50,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
+import attrs
+
+from fido import _serde
 from fido._errors import ConfigurationError, InvalidRecord, shorten
 from fido._event import Event
-from fido._incident import ApprovalStatus, Incident, IncidentStatus
+from fido._incident import INCIDENT_SCHEMA, ApprovalStatus, Incident, IncidentStatus, StageRecord
 
 __all__ = [
     "BASELINE",
@@ -59,13 +68,15 @@ __all__ = [
     "Migration",
     "bind",
     "connect",
+    "dump_audit",
     "dump_json",
+    "event_keys",
     "incident_row",
     "iso",
-    "links",
     "load_event",
     "load_incident",
     "load_json",
+    "span",
     "text",
 ]
 
@@ -115,18 +126,45 @@ def load_json(data: str | bytes, what: str, record: str) -> Any:
         raise InvalidRecord(f"{what} is not valid JSON: {exc}", record=record) from None
 
 
-def load_incident(incident_id: str | bytes, data: str | bytes) -> Incident:
-    """An incident from its stored row.
-
-    Raises:
-        InvalidRecord: The row is corrupt; the message names the incident.
-    """
+def _load_full_incident(incident_id: str | bytes, data: str | bytes) -> Incident:
+    """An incident from a version 0 or 1 row, whose `data` held everything."""
     what = f"the stored incident {shorten(text(incident_id))}"
     parsed = load_json(data, what, "Incident")
     try:
         return Incident.from_dict(parsed)
     except InvalidRecord as exc:
         raise InvalidRecord(f"{what}: {exc.message}", record="Incident", field=exc.field) from None
+
+
+def load_incident(
+    incident_id: str | bytes,
+    data: str | bytes,
+    events: Iterable[tuple[str | bytes, str | bytes, str | bytes]],
+    audit: Iterable[str | bytes],
+) -> Incident:
+    """An incident from its stored row, its event rows and its audit rows, in order.
+
+    Raises:
+        InvalidRecord: A row is corrupt; the message names the incident (or the event).
+    """
+    what = f"the stored incident {shorten(text(incident_id))}"
+    parsed = load_json(data, what, "Incident")
+    try:
+        bare = Incident.from_dict(parsed)
+        trail = tuple(
+            _serde.load_record(StageRecord, record)
+            for row in audit
+            for record in _records(load_json(row, what, "Incident"), what)
+        )
+    except InvalidRecord as exc:
+        raise InvalidRecord(f"{what}: {exc.message}", record="Incident", field=exc.field) from None
+    return attrs.evolve(bare, events=tuple(load_event(*row) for row in events), audit=trail)
+
+
+def _records(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidRecord(f"{what}: an audit row is a JSON list", record="Incident")
+    return value
 
 
 def load_event(detector: str | bytes, event_id: str | bytes, data: str | bytes) -> Event:
@@ -143,17 +181,19 @@ def load_event(detector: str | bytes, event_id: str | bytes, data: str | bytes) 
         raise InvalidRecord(f"{what}: {exc}", record="Event") from None
 
 
-def _span(incident: Incident) -> tuple[str, str]:
+def span(incident: Incident) -> tuple[str, str]:
+    """The incident's first and last event times (its created and updated times if none)."""
     times = [e.time for e in incident.events]
     if not times:
         return iso(incident.created_at), iso(incident.updated_at)
     return iso(min(times)), iso(max(times))
 
 
-def incident_row(incident: Incident, *, finished: bool) -> tuple[Any, ...]:
-    """The `incidents` row of an incident, in the column order of `BASELINE`."""
-    first, last = _span(incident)
+def incident_row(incident: Incident, *, finished: bool, revision: int) -> tuple[Any, ...]:
+    """The `incidents` row of an incident, in the column order of the table."""
+    first, last = span(incident)
     pending = sum(1 for a in incident.approvals if a.status is ApprovalStatus.PENDING)
+    body = attrs.evolve(incident, events=(), audit=())
     return (
         bind(incident.id),
         incident.status.value,
@@ -165,21 +205,29 @@ def incident_row(incident: Incident, *, finished: bool) -> tuple[Any, ...]:
         bind(incident.decision.level),
         int(finished),
         pending,
-        dump_json(incident.to_dict()),
+        dump_json({"schema": INCIDENT_SCHEMA, **_serde.dump(body)}),
+        revision,
+        len(incident.events),
+        len(incident.audit),
     )
 
 
-def links(incident: Incident) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The `incident_hosts` and `incident_observables` rows of an incident."""
-    last = _span(incident)[1]
-    opened = int(incident.status is IncidentStatus.OPEN)
-    key = bind(incident.id)
-    hosts = dict.fromkeys(k for h in incident.hosts for k in h.keys)
-    observables = dict.fromkeys(o.key for o in incident.observables)
-    return (
-        [(key, bind(h), opened, last) for h in hosts],
-        [(key, bind(o), opened, last) for o in observables],
-    )
+def dump_audit(records: Sequence[StageRecord]) -> str:
+    """An `incident_audit` row's `data`: the records one save added."""
+    return dump_json([_serde.dump(record) for record in records])
+
+
+def event_keys(events: Sequence[Event]) -> tuple[list[str | bytes], list[str | bytes]]:
+    """The host keys (`Host.keys`) and observable keys of some events, without repeats."""
+    hosts: dict[str | bytes, None] = {}
+    observables: dict[str | bytes, None] = {}
+    for event in events:
+        if event.host is not None:
+            for key in event.host.keys:
+                hosts[bind(key)] = None
+        for observable in event.observables:
+            observables[bind(observable.key)] = None
+    return list(hosts), list(observables)
 
 
 # -- the schema -----------------------------------------------------------------------------
@@ -266,9 +314,9 @@ def _migrate_0_to_1(db: sqlite3.Connection) -> None:
         db.execute(statement)
     # Self-contained (not `links`): a later version may change what `links` returns.
     columns = "(incident_id, key, open, last_seen) VALUES (?, ?, ?, ?)"
-    for incident_id, data in db.execute("SELECT id, data FROM incidents"):
-        incident = load_incident(incident_id, data)
-        state = (int(incident.status is IncidentStatus.OPEN), _span(incident)[1])
+    for incident_id, data in db.execute("SELECT id, data FROM incidents").fetchall():
+        incident = _load_full_incident(incident_id, data)
+        state = (int(incident.status is IncidentStatus.OPEN), span(incident)[1])
         hosts = dict.fromkeys(bind(k) for h in incident.hosts for k in h.keys)
         observables = dict.fromkeys(bind(o.key) for o in incident.observables)
         db.executemany(
@@ -280,7 +328,66 @@ def _migrate_0_to_1(db: sqlite3.Connection) -> None:
         )
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_migrate_0_to_1,)
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 1 to 2: events and audit trails move out of the incident's `data`.
+
+    Version 1 rewrote an incident's whole JSON, every event's row and every key on each
+    save, so a long-running incident cost more with every event it gained. Version 2
+    keeps the events' positions in `events`, the audit trail in `incident_audit`, and a
+    save revision and the counts on the incident, so that a save writes what is new.
+    """
+    db.execute("ALTER TABLE incidents ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE incidents ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE incidents ADD COLUMN audit_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE events ADD COLUMN position INTEGER")
+    for statement in _V2_STATEMENTS:
+        db.execute(statement)
+    for incident_id, data in db.execute("SELECT id, data FROM incidents").fetchall():
+        incident = _load_full_incident(incident_id, data)
+        for position, event in enumerate(incident.events):
+            event_key = (bind(event.detector), bind(event.id))
+            updated = db.execute(
+                "UPDATE events SET incident_id = ?, position = ? WHERE detector = ? AND id = ?",
+                (incident_id, position, *event_key),
+            )
+            if updated.rowcount == 0:
+                db.execute(
+                    "INSERT INTO events (detector, id, incident_id, data, position)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (*event_key, incident_id, dump_json(event.to_dict()), position),
+                )
+        if incident.audit:
+            db.execute(
+                "INSERT INTO incident_audit (incident_id, position, data) VALUES (?, 0, ?)",
+                (incident_id, dump_audit(incident.audit)),
+            )
+        body = attrs.evolve(incident, events=(), audit=())
+        db.execute(
+            "UPDATE incidents SET data = ?, revision = 1, event_count = ?, audit_count = ?"
+            " WHERE id = ?",
+            (
+                dump_json({"schema": INCIDENT_SCHEMA, **_serde.dump(body)}),
+                len(incident.events),
+                len(incident.audit),
+                incident_id,
+            ),
+        )
+
+
+_V2_STATEMENTS: Final = (
+    """CREATE TABLE incident_audit (
+    incident_id TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (incident_id, position)
+) WITHOUT ROWID""",
+    (
+        "CREATE INDEX events_by_incident ON events (incident_id, position)"
+        " WHERE incident_id IS NOT NULL"
+    ),
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2)
 """`MIGRATIONS[n]` takes the schema from version n to n + 1. Append; never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

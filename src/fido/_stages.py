@@ -115,7 +115,7 @@ class Dedup:
             incident = await asyncio.shield(inflight)
             rt.counters["duplicates"] += 1
             raise Finished(incident, "duplicate", "processed concurrently")
-        added = await _portal.maybe_await(rt.store.add_event(event))
+        added = work.stored or await _portal.maybe_await(rt.store.add_event(event))
         if not added:
             incident_id = await _portal.maybe_await(
                 rt.store.incident_for_event(event.detector, event.id)

@@ -119,6 +119,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     started = datetime.now(UTC)
     progress = _Progress(sys.stderr) if not args.no_progress else None
     with config.build() as pipeline:
+        if config.run.opentelemetry:
+            pipeline.export_metrics()
         summary = pipeline.run(
             exit_when_idle=exit_when_idle,
             idle_interval=config.run.idle_interval,

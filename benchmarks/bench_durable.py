@@ -1,0 +1,143 @@
+"""The durable pipeline end to end: `pipeline.run()` with the SQLiteStore.
+
+Two figures:
+
+- throughput: alerts per second through the run loop (poll, store the event, dedup,
+  correlate, enrich, score, decide, respond, save) with the SQLite store on disk and warm
+  enrichment caches (in-process enrichers that answer at once: what a cached look-up costs),
+  `concurrency` events at once, on one core;
+- memory: the peak resident set size while `--memory-alerts` alerts (default 1,000,000)
+  stream through the same loop (run in its own process, so that the throughput run's
+  allocations do not count).
+
+Run with `nox -s bench -- bench_durable` or `python -m benchmarks.bench_durable`; pass
+`--memory-alerts 0` to skip the long memory run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fido
+from fido.testing import StaticEnricher
+
+START = datetime(2026, 11, 28, tzinfo=UTC)
+HOSTS = 2_000
+
+
+class Synthetic:
+    """A detector that makes `total` alerts, `batch` per poll; the cursor is a count."""
+
+    interval = 0.01
+
+    def __init__(self, total: int, batch: int = 500) -> None:
+        self.name = "edr"
+        self.total = total
+        self.batch = batch
+
+    def parse(self, payload: Any) -> list[fido.Event]:
+        return [fido.Event.from_dict(payload)]
+
+    def poll(self, cursor: str | None) -> tuple[list[fido.Event], str | None]:
+        first = int(cursor or 0)
+        last = min(self.total, first + self.batch)
+        return [alert(n) for n in range(first, last)], str(last)
+
+
+def alert(n: int) -> fido.Event:
+    """Alert `n`: one of 2,000 hosts and 500 users, three observables, one in five bad."""
+    rng = random.Random(n)
+    return fido.Event(
+        detector="edr",
+        id=f"a-{n}",
+        time=START + timedelta(seconds=n),
+        title="Suspicious activity",
+        severity=rng.choice(list(fido.Severity)),
+        category=rng.choice(["malware", "c2", None]),
+        host=fido.Host(name=f"ws-{rng.randrange(HOSTS):04d}"),
+        user=fido.User(f"user{rng.randrange(500)}"),
+        observables=[
+            f"{rng.getrandbits(128):032x}",
+            f"host{rng.randrange(5000)}.example",
+            f"198.51.{rng.randrange(256)}.{rng.randrange(256)}",
+        ],
+    )
+
+
+class Recorder:
+    """An in-process async responder (a real one would post to Slack or Jira)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def respond(self, incident: fido.Incident, action: fido.Action) -> None:
+        return None
+
+
+def pipeline(path: Path, total: int) -> fido.Pipeline:
+    bad = {
+        fido.Observable.parse(f"host{n}.example"): fido.Verdict.MALICIOUS for n in range(0, 5000, 7)
+    }
+    hosts = {
+        fido.Host(name=f"ws-{n:04d}"): fido.HostContext(source="cmdb", criticality="medium")
+        for n in range(0, HOSTS, 3)
+    }
+    return fido.Pipeline(
+        detectors=[Synthetic(total)],
+        enrichers=[StaticEnricher(bad, name="feed"), StaticEnricher(hosts, name="cmdb")],
+        responders={name: [Recorder(name)] for name in ("notify", "ticket", "contain")},
+        store=fido.SQLiteStore(path / "fido.sqlite3"),
+    )
+
+
+def run(total: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        with pipeline(Path(directory), total) as through:
+            start = time.perf_counter()
+            through.run(exit_when_idle=True, handle_signals=False)
+            elapsed = time.perf_counter() - start
+            counters = through.stats()["counters"]
+        size = sum(f.stat().st_size for f in Path(directory).iterdir())
+    return {
+        "alerts": total,
+        "seconds": round(elapsed, 2),
+        "alerts_per_second": round(total / elapsed),
+        "processed": counters.get("processed", 0),
+        "store_bytes": size,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--alerts", type=int, default=20_000)
+    parser.add_argument("--memory-alerts", type=int, default=1_000_000)
+    parser.add_argument("--only", type=int, help=argparse.SUPPRESS)  # the memory child
+    args = parser.parse_args()
+    if args.only is not None:
+        print(json.dumps(run(args.only)))
+        return
+    report: dict[str, Any] = {"benchmark": "durable", "throughput": run(args.alerts)}
+    if args.memory_alerts:
+        child = subprocess.run(  # noqa: S603 - this very module
+            [sys.executable, "-m", "benchmarks.bench_durable", "--only", str(args.memory_alerts)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        report["memory"] = json.loads(child.stdout)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
