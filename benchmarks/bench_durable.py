@@ -100,11 +100,26 @@ def pipeline(path: Path, total: int) -> fido.Pipeline:
     )
 
 
+def rss_mb() -> float:
+    """The resident set size now, in MB (Linux)."""
+    with open("/proc/self/statm") as stream:  # noqa: PTH123 - a proc file
+        pages = int(stream.read().split()[1])
+    return pages * resource.getpagesize() / 1e6
+
+
 def run(total: int) -> dict[str, Any]:
+    marks: list[tuple[int, float]] = []
+
+    def progress(snapshot: dict[str, Any]) -> None:
+        done = snapshot["processed"]
+        if not marks or done - marks[-1][0] >= max(1, total // 20):
+            marks.append((done, round(rss_mb(), 1)))
+            print(f"{done} processed, rss {marks[-1][1]} MB", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as directory:
         with pipeline(Path(directory), total) as through:
             start = time.perf_counter()
-            through.run(exit_when_idle=True, handle_signals=False)
+            through.run(exit_when_idle=True, handle_signals=False, on_progress=progress)
             elapsed = time.perf_counter() - start
             counters = through.stats()["counters"]
         size = sum(f.stat().st_size for f in Path(directory).iterdir())
@@ -115,6 +130,7 @@ def run(total: int) -> dict[str, Any]:
         "processed": counters.get("processed", 0),
         "store_bytes": size,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_mb_by_processed": marks,
     }
 
 

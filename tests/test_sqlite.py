@@ -648,6 +648,10 @@ QUERIES: dict[str, tuple[Callable[[SQLiteStore], object], tuple[str, ...]]] = {
     "incidents by host": (lambda s: s.incidents(host="ws-042", min_total=10), ("hosts_by_key",)),
     "newest incidents": (lambda s: s.incidents(limit=10), ("incidents_by_updated",)),
     "pending approvals": (lambda s: s.pending_approvals(), ("incidents_pending_approvals",)),
+    "overdue approvals": (
+        lambda s: s.overdue_approvals(NOW + HOUR),
+        ("USING INDEX incidents_approval_due",),
+    ),
     "unfinished incidents": (lambda s: s.unfinished_incidents(), ("incidents_unfinished",)),
     "pending events": (lambda s: s.pending_events(), ("events_pending",)),
     "incident for event": (

@@ -363,6 +363,31 @@ def test_pending_approvals(store: AnyStore) -> None:
     assert pending[0].approvals == (answered, waiting)
 
 
+def test_overdue_approvals(store: AnyStore) -> None:
+    action = fido.Action(name="contain", requires_approval=True)
+
+    def waiting(hours: int | None) -> fido.Approval:
+        expires = None if hours is None else NOW + hours * HOUR
+        return fido.Approval(action=action, requested_at=NOW, expires_at=expires)
+
+    answered = fido.Approval(
+        action=action,
+        status=fido.ApprovalStatus.APPROVED,
+        requested_at=NOW,
+        by="ana",
+        expires_at=NOW,
+    )
+    store.save_incident(inc("inc-1", ev("o-1"), approvals=(waiting(1),)))
+    store.save_incident(inc("inc-2", ev("o-2"), approvals=(waiting(3), waiting(2))))
+    store.save_incident(inc("inc-3", ev("o-3"), approvals=(waiting(None),)))
+    store.save_incident(inc("inc-4", ev("o-4"), approvals=(answered,)))
+    assert ids(store.overdue_approvals(NOW)) == []
+    assert ids(store.overdue_approvals(NOW + HOUR)) == ["inc-1"]  # due at the very time
+    assert sorted(ids(store.overdue_approvals(NOW + 2 * HOUR))) == ["inc-1", "inc-2"]
+    store.save_incident(inc("inc-1", ev("o-1"), approvals=(answered,)))  # answered now
+    assert ids(store.overdue_approvals(NOW + 5 * HOUR)) == ["inc-2"]
+
+
 # -- history ------------------------------------------------------------------------------
 
 

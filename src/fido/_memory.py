@@ -166,6 +166,19 @@ class MemoryStore:
                 if any(a.status is ApprovalStatus.PENDING for a in i.approvals)
             ]
 
+    def overdue_approvals(self, now: datetime) -> Sequence[Incident]:
+        with self._lock:
+            return [
+                attrs.evolve(i)
+                for i in self._incidents.values()
+                if any(
+                    a.status is ApprovalStatus.PENDING
+                    and a.expires_at is not None
+                    and a.expires_at <= now
+                    for a in i.approvals
+                )
+            ]
+
     def history(
         self,
         *,

@@ -662,7 +662,7 @@ class Pipeline:
         rt = self._rt()
         now = rt.clock()
         expired = 0
-        for stale in await _portal.maybe_await(rt.store.pending_approvals()):
+        for stale in await _portal.maybe_await(rt.store.overdue_approvals(now)):
             async with rt.incidents.hold(stale.id):
                 incident = await _portal.maybe_await(rt.store.get_incident(stale.id))
                 if incident is None:

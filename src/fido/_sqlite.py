@@ -56,15 +56,16 @@ _CHUNK: Final = 500
 _SAVE_INCIDENT: Final = """
 INSERT INTO incidents (id, status, created_at, updated_at, first_seen, last_seen, total,
                        level, finished, pending_approvals, data, revision, event_count,
-                       audit_count)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       audit_count, approval_due)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, created_at = excluded.created_at,
     updated_at = excluded.updated_at, first_seen = excluded.first_seen,
     last_seen = excluded.last_seen, total = excluded.total, level = excluded.level,
     finished = excluded.finished, pending_approvals = excluded.pending_approvals,
     data = excluded.data, revision = excluded.revision,
-    event_count = excluded.event_count, audit_count = excluded.audit_count
+    event_count = excluded.event_count, audit_count = excluded.audit_count,
+    approval_due = excluded.approval_due
 """
 _STORED: Final = """SELECT revision, event_count, audit_count, status, last_seen
 FROM incidents WHERE id = ?"""
@@ -88,7 +89,7 @@ _LINKS: Final = (
     ),
 )
 """For each link table: bring its rows up to the incident's state; add a key."""
-_CACHED: Final = 16_384
+_CACHED: Final = 4_096
 """How much of the incidents this store saved or read last stays decoded, counted in
 incidents plus their events (see `SQLiteStore`)."""
 _DEAD_LETTERS: Final = """SELECT id, at, detector, event_id, field, reason, payload
@@ -143,7 +144,7 @@ class SQLiteStore:
 
     Saving an incident costs what changed since this store last saw it: the new events
     and audit records, the new host and observable keys, and the incident's own row
-    (without its events). The incidents saved or read last (up to 16,384 incidents and
+    (without its events). The incidents saved or read last (up to 4,096 incidents and
     events in all) stay decoded, checked against the stored revision on every read, so
     another process's save (an approval from the command line) is always seen.
 
@@ -490,6 +491,14 @@ class SQLiteStore:
         return self._load(
             # `+rowid`: sort the few matches rather than scan the table in rowid order.
             "SELECT id, data, revision FROM incidents WHERE pending_approvals > 0 ORDER BY +rowid"
+        )
+
+    def overdue_approvals(self, now: datetime) -> list[Incident]:
+        """The incidents with a pending approval due at or before `now` (an indexed query)."""
+        return self._load(
+            "SELECT id, data, revision FROM incidents"
+            " WHERE approval_due IS NOT NULL AND approval_due <= ? ORDER BY approval_due, id",
+            (iso(now),),
         )
 
     def history(

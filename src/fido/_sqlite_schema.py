@@ -19,7 +19,8 @@ cannot encode (a lone surrogate from a hostile alert) is kept as a BLOB of its
   `pending_approvals` counts the pending approvals, `data` is `Incident.to_dict()` as JSON
   without its events and audit trail (those live in `events` and `incident_audit`, so
   that saving an incident costs what changed, not what it holds), `revision` counts the
-  saves, `event_count` and `audit_count` say how many of each are stored.
+  saves, `event_count` and `audit_count` say how many of each are stored, and
+  `approval_due` is the earliest `expires_at` of its pending approvals (NULL if none).
 - `incident_audit(incident_id, position, data)`: the audit trail, appended: each row
   holds the `StageRecord`s one save added (a JSON list), `position` is the place of its
   first record in the trail.
@@ -192,7 +193,8 @@ def span(incident: Incident) -> tuple[str, str]:
 def incident_row(incident: Incident, *, finished: bool, revision: int) -> tuple[Any, ...]:
     """The `incidents` row of an incident, in the column order of the table."""
     first, last = span(incident)
-    pending = sum(1 for a in incident.approvals if a.status is ApprovalStatus.PENDING)
+    waiting = [a for a in incident.approvals if a.status is ApprovalStatus.PENDING]
+    due = [a.expires_at for a in waiting if a.expires_at is not None]
     body = attrs.evolve(incident, events=(), audit=())
     return (
         bind(incident.id),
@@ -204,11 +206,12 @@ def incident_row(incident: Incident, *, finished: bool, revision: int) -> tuple[
         incident.assessment.total,
         bind(incident.decision.level),
         int(finished),
-        pending,
+        len(waiting),
         dump_json({"schema": INCIDENT_SCHEMA, **_serde.dump(body)}),
         revision,
         len(incident.events),
         len(incident.audit),
+        iso(min(due)) if due else None,
     )
 
 
@@ -339,6 +342,7 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE incidents ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE incidents ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE incidents ADD COLUMN audit_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE incidents ADD COLUMN approval_due TEXT")
     db.execute("ALTER TABLE events ADD COLUMN position INTEGER")
     for statement in _V2_STATEMENTS:
         db.execute(statement)
@@ -362,13 +366,19 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
                 (incident_id, dump_audit(incident.audit)),
             )
         body = attrs.evolve(incident, events=(), audit=())
+        due = [
+            a.expires_at
+            for a in incident.approvals
+            if a.status is ApprovalStatus.PENDING and a.expires_at is not None
+        ]
         db.execute(
-            "UPDATE incidents SET data = ?, revision = 1, event_count = ?, audit_count = ?"
-            " WHERE id = ?",
+            "UPDATE incidents SET data = ?, revision = 1, event_count = ?, audit_count = ?,"
+            " approval_due = ? WHERE id = ?",
             (
                 dump_json({"schema": INCIDENT_SCHEMA, **_serde.dump(body)}),
                 len(incident.events),
                 len(incident.audit),
+                iso(min(due)) if due else None,
                 incident_id,
             ),
         )
@@ -384,6 +394,10 @@ _V2_STATEMENTS: Final = (
     (
         "CREATE INDEX events_by_incident ON events (incident_id, position)"
         " WHERE incident_id IS NOT NULL"
+    ),
+    (
+        "CREATE INDEX incidents_approval_due ON incidents (approval_due)"
+        " WHERE approval_due IS NOT NULL"
     ),
 )
 

@@ -116,6 +116,14 @@ class Store(Protocol):
         """The incidents with at least one pending approval."""
         ...
 
+    def overdue_approvals(self, now: datetime) -> Maybe[Sequence[Incident]]:
+        """The incidents with a pending approval whose `expires_at` is at or before `now`.
+
+        The run loop asks this every half minute: it must not cost more as the pending
+        approvals pile up (the SQLite store keeps the earliest expiry in an index).
+        """
+        ...
+
     def history(
         self,
         *,
