@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 
 import fido
@@ -280,3 +281,18 @@ def test_the_quickstart_configuration_loads() -> None:
     assert [s.name for s in config.detectors] == ["suricata", "edr"]
     assert [s.name for s in config.enrichers] == ["threat-feed", "inventory", "directory"]
     assert config.run.exit_when_idle
+
+
+def test_options_of_a_base_class_are_options_not_secret_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ca_file` reaches an adapter that takes it through `**options` (HttpEnricher's)."""
+    (tmp_path / "ca.pem").write_bytes(Path(certifi.where()).read_bytes())
+    path = tmp_path / "fido.toml"
+    path.write_text(
+        '[[enrichers]]\ntype = "virustotal"\napi_key_env = "FIDO_TEST_VT"\nca_file = "ca.pem"\n'
+    )
+    monkeypatch.setenv("FIDO_TEST_VT", "not-a-real-key")
+    with fido.load_config(path).build() as pipeline:
+        [enricher] = pipeline.enrichers
+        assert enricher.name == "virustotal"

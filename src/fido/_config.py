@@ -464,16 +464,30 @@ def factory(kind: Kind, name: str) -> Callable[..., Any]:
 
 
 def _parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):
-        return set(), True
-    names = {
-        p.name
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    """The keyword parameters `target` takes, and whether it takes any other too.
+
+    A class whose `__init__` passes `**options` on to its base's is followed up its MRO,
+    so that the base's parameters count as named (`ca_file` is an option, not the
+    secret file of an option `ca`).
+    """
+    callables: list[Callable[..., Any]] = [target]
+    if isinstance(target, type):
+        callables = [vars(c)["__init__"] for c in target.__mro__ if "__init__" in vars(c)]
+    names: set[str] = set()
+    open_ended = True
+    for candidate in callables:
+        try:
+            signature = inspect.signature(candidate)
+        except (TypeError, ValueError):
+            return names, True
+        names |= {
+            p.name
+            for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        }
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+        if not open_ended:
+            break
     return names, open_ended
 
 

@@ -228,7 +228,26 @@ class Incident:
         hosts = tuple(dict.fromkeys(e.host for e in self.events if e.host is not None))
         if len(hosts) < 2:
             return hosts
-        return tuple(h for h in hosts if not any(_covers(o, h) for o in hosts if o is not h))
+        # Only a host that shares an identifier can cover another: index them by value,
+        # so that an incident on many hosts costs a pass, not every pair.
+        sharing: dict[tuple[str, str], list[Host]] = {}
+        for host in hosts:
+            for field in _IDENTIFIERS:
+                value = getattr(host, field)
+                if value is not None:
+                    sharing.setdefault((field, value), []).append(host)
+        kept = []
+        for host in hosts:
+            others = {
+                id(o): o
+                for field in _IDENTIFIERS
+                if getattr(host, field) is not None
+                for o in sharing[(field, getattr(host, field))]
+                if o is not host
+            }
+            if not any(_covers(o, host) for o in others.values()):
+                kept.append(host)
+        return tuple(kept)
 
     @property
     def users(self) -> tuple[User, ...]:
@@ -281,6 +300,7 @@ class Incident:
 
 
 _HOST_FIELDS: Final = ("name", "fqdn", "ip", "mac", "os")
+_IDENTIFIERS: Final = ("name", "fqdn", "ip", "mac")  # a Host has at least one
 
 
 def _covers(wider: Host, narrower: Host) -> bool:
