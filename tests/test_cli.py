@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,14 @@ def test_observable_json_and_kind() -> None:
     code, text = run("observable", "--json", "zz")
     assert code == 1
     assert "error" in json.loads(text)
+
+
+def test_main_puts_the_fido_logger_back_as_it_was() -> None:
+    # the CLI may run inside a caller's process: its logging setup must not outlive it
+    logger = logging.getLogger("fido")
+    before = (logger.handlers[:], logger.propagate, logger.level)
+    assert run("-vv", "version")[0] == 0
+    assert (logger.handlers[:], logger.propagate, logger.level) == before
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,8 +54,10 @@ def test_run_the_quickstart_prints_what_was_decided_and_why(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "stopped by idle" in out
-    # the EDR alert on ws-042 joins the Suricata incident on its address 10.1.2.3
-    assert "ET MALWARE Observed Malicious SSL Cert (Loader CnC)" in out
+    # The EDR alert on ws-042 and the Suricata alert on its address 10.1.2.3 make one
+    # incident, titled after whichever of the two detectors was polled first.
+    titles = ("ET MALWARE Observed Malicious SSL Cert (Loader CnC)", "Malicious file executed")
+    assert sum(title in out for title in titles) == 1
     assert "contain" in out
     assert "Why:" in out
     assert "recommendation: re-image" in out

@@ -21,7 +21,7 @@ from fido._observable import Observable, ObservableKind
 from fido._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -78,16 +78,28 @@ class _Ids(logging.Filter):
         return True
 
 
-def _logging(verbosity: int) -> None:
+@contextlib.contextmanager
+def _logging(verbosity: int) -> Iterator[None]:
+    """Log to standard error for the command's duration, then restore the `fido` logger.
+
+    `main` may run inside a caller's process (a test, a notebook, a service that embeds
+    the CLI): their logging configuration is theirs, so it is put back as it was.
+    """
+    logger = logging.getLogger("fido")
+    saved = (logger.handlers[:], logger.propagate, logger.level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(_Ids())
-    logger = logging.getLogger("fido")
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(
         {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     )
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
 
 
 def _with_config(parser: argparse.ArgumentParser) -> None:
@@ -251,8 +263,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         The exit code.
     """
     args = _parser().parse_args(argv)
-    _logging(-1 if args.quiet else args.verbose)
-    stream = sys.stdout if out is None else out
+    with _logging(-1 if args.quiet else args.verbose):
+        return _main(args, sys.stdout if out is None else out)
+
+
+def _main(args: argparse.Namespace, stream: TextIO) -> int:
     try:
         code: int = args.handler(args, stream)
     except ConfigurationError as exc:

@@ -413,17 +413,16 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
                 else "built; this adapter has no connectivity check"
             )
             rows.append([spec.kind, spec.name, "ok", note])
-        else:
-            try:
-                detail = run_sync(_caller(probe, args.timeout))
+            probe = None
+        try:
+            # the probe and the close on one loop: an HTTP adapter's connections belong to it
+            detail = run_sync(_probe_and_close(adapter, probe, args.timeout))
+            if probe is not None:
                 rows.append([spec.kind, spec.name, "ok", detail or "reachable"])
-            except Exception as exc:
-                failed = True
-                message = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-                rows.append([spec.kind, spec.name, "FAILED", message])
-        closer = getattr(adapter, "aclose", None) or getattr(adapter, "close", None)
-        if callable(closer):
-            run_sync(_caller(closer, args.timeout))
+        except Exception as exc:
+            failed = True
+            message = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            rows.append([spec.kind, spec.name, "FAILED", message])
     if args.json:
         print_json(
             [dict(zip(("part", "name", "status", "detail"), r, strict=True)) for r in rows], out
@@ -434,9 +433,16 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
     return FAILED if failed else OK
 
 
-def _caller(fn: Any, timeout: float) -> Callable[[], Coroutine[Any, Any, Any]]:
+def _probe_and_close(
+    adapter: Any, probe: Any, timeout: float
+) -> Callable[[], Coroutine[Any, Any, Any]]:
     async def invoke() -> Any:
-        return await call(fn, timeout=timeout)
+        try:
+            return None if probe is None else await call(probe, timeout=timeout)
+        finally:
+            closer = getattr(adapter, "aclose", None) or getattr(adapter, "close", None)
+            if callable(closer):
+                await call(closer, timeout=timeout)
 
     return invoke
 
