@@ -8,11 +8,12 @@ shared by two adapters with one key, a proxy, and TLS (with a throw-away CA made
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import ssl
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 import pytest
@@ -220,7 +221,7 @@ def _openssl(*args: str, cwd: Path) -> None:
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throw-away CA (`ca.pem`) and a certificate for 127.0.0.1 it signed."""
     if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a certificate")
+        missing("no openssl command to make a certificate")
     where = tmp_path_factory.mktemp("tls")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     (where / "leaf.ext").write_text(
@@ -250,8 +251,15 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
             cwd=where,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"openssl could not make a certificate: {exc}")
+        missing(f"openssl could not make a certificate: {exc}")
     return where
+
+
+def missing(message: str) -> NoReturn:
+    """Skip without the tool; fail under FIDO_REQUIRE_SERVICES=1 (as in CI)."""
+    if os.environ.get("FIDO_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"FIDO_REQUIRE_SERVICES=1 but {message}")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
