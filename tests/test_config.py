@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import certifi
 import pytest
@@ -227,6 +228,46 @@ BAD: list[tuple[str, str, str, int | None]] = [
         1,
     ),
     ("detectors = 3\n", "detectors", "[[detectors]] tables", 1),
+    ('[logging]\nlevel = "info"\nlvl = "debug"\n', "logging.lvl", "unknown key 'lvl'", 3),
+    # option types and required options, checked against the factory's signature
+    (
+        '[[detectors]]\ntype = "jsonl"\npath = "a.jsonl"\nbatch = "lots"\n',
+        "detectors[0].batch",
+        "expected an integer, not 'lots'",
+        4,
+    ),
+    (
+        '[[detectors]]\ntype = "jsonl"\npath = 42\n',
+        "detectors[0].path",
+        "expected a path (a string), not 42",
+        3,
+    ),
+    ('[[detectors]]\ntype = "jsonl"\n', "detectors[0]", "needs the option 'path'", 1),
+    (
+        '[[enrichers]]\ntype = "static"\nverdicts = ["evil.example"]\n',
+        "enrichers[0].verdicts",
+        "expected a table, not ['evil.example']",
+        3,
+    ),
+    (
+        '[[enrichers]]\ntype = "static"\nverdicts = { "evil.example" = 3 }\n',
+        "enrichers[0].verdicts",
+        "expected a table",
+        3,
+    ),
+    (
+        '[[enrichers]]\ntype = "feeds"\nsubdomains = "yes"\n',
+        "enrichers[0].subdomains",
+        "expected true or false, not 'yes'",
+        3,
+    ),
+    # a responder's actions must be the policy's
+    (
+        '[[responders]]\ntype = "jsonl"\npath = "a"\nactions = ["notify", "notfy"]\n',
+        "responders[0].actions",
+        "actions[1]: the policy has no action 'notfy' (its actions: contain, notify, ticket)",
+        4,
+    ),
 ]
 
 
@@ -296,3 +337,115 @@ def test_options_of_a_base_class_are_options_not_secret_files(
     with fido.load_config(path).build() as pipeline:
         [enricher] = pipeline.enrichers
         assert enricher.name == "virustotal"
+
+
+def test_actions_of_a_custom_policy_are_known(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        '[policy]\nname = "paging"\n[[decision.levels]]\nname = "quiet"\nmin = 0\n'
+        '[[decision.levels]]\nname = "page"\nmin = 50\nactions = ["page"]\n',
+        "policy.toml",
+    )
+    config = load_config(
+        write(
+            tmp_path,
+            'policy = "policy.toml"\n[[responders]]\ntype = "jsonl"\npath = "a"\n'
+            'actions = ["page"]\n',
+        )
+    )
+    assert config.responders[0].actions == ("page",)
+    with pytest.raises(
+        ConfigurationError, match=r"no action 'notify' \(its actions: contain, page\)"
+    ):
+        load_config(
+            write(
+                tmp_path,
+                'policy = "policy.toml"\n[[responders]]\ntype = "jsonl"\npath = "a"\n'
+                'actions = ["notify"]\n',
+                "other.toml",
+            )
+        )
+
+
+UNSET = "FIDO_TEST_SURELY_UNSET_KEY"
+NEEDS_A_SECRET = f"""
+[store]
+path = "fido.sqlite3"
+
+[[enrichers]]
+type = "virustotal"
+api_key_env = "{UNSET}"
+
+[[responders]]
+type = "jsonl"
+actions = ["notify"]
+path = "actions.jsonl"
+"""
+
+
+def test_without_adapters_no_secret_is_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    path = write(tmp_path, NEEDS_A_SECRET)
+    with pytest.raises(ConfigurationError, match=f"{UNSET} is not set"):
+        load_config(path)
+    config = load_config(path, adapters=False)
+    assert config.store == ("sqlite", tmp_path / "fido.sqlite3")
+    # what is given is not built: only the responders (which need no secret here)
+    store = fido.MemoryStore()
+    with config.build(detectors=[], enrichers=[], store=store) as pipeline:
+        assert [r.name for r in pipeline.responders["notify"]] == ["jsonl"]
+    # building the rest still fails as loading would have
+    with pytest.raises(ConfigurationError, match=f"{UNSET} is not set") as info:
+        config.build(store=fido.MemoryStore())
+    assert info.value.key == "enrichers[0].api_key_env"
+    # the structure is still checked without the adapters
+    with pytest.raises(ConfigurationError, match="unknown key"):
+        load_config(write(tmp_path, "[store]\npaht = 'x'\n", "typo.toml"), adapters=False)
+
+
+def test_a_store_that_must_exist_is_not_created(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[store]\npath = "fido-typo.sqlite3"\n'))
+    with pytest.raises(ConfigurationError, match=r"no store at .*fido-typo\.sqlite3") as info:
+        config.open_store(create=False)
+    assert info.value.key == "store.path"
+    assert not (tmp_path / "fido-typo.sqlite3").exists()
+    config.open_store().close()  # `fido run` creates it
+    config.open_store(create=False).close()
+
+
+def test_option_types_follow_the_annotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Typed:
+        def __init__(
+            self,
+            *,
+            name: str = "typed",
+            ratio: float = 1.0,
+            kinds: list[str] | None = None,
+            mode: Literal["fast", "slow"] = "fast",
+            anything: Any = None,
+            unknown: NotImportable = None,  # type: ignore[name-defined]  # noqa: F821
+        ) -> None:
+            self.name = name
+
+    monkeypatch.setattr("fido._config.factory", lambda kind, name: Typed)
+    table = '[[enrichers]]\ntype = "typed"\n'
+    config = load_config(
+        write(
+            tmp_path,
+            table + 'ratio = 2\nkinds = ["a"]\nmode = "slow"\nanything = [1]\nunknown = 3\n',
+        )
+    )
+    assert dict(config.enrichers[0].options)["ratio"] == 2
+    for line, expected in (
+        ("ratio = true", "expected a number, not True"),
+        ('kinds = "a"', "expected a list of strings, not 'a'"),
+        ("kinds = [1]", "expected a list of strings, not [1]"),
+        ('mode = "medium"', "expected one of 'fast', 'slow', not 'medium'"),
+    ):
+        with pytest.raises(ConfigurationError, match=re.escape(expected)) as info:
+            load_config(write(tmp_path, table + line + "\n"))
+        assert info.value.line == 3

@@ -13,11 +13,20 @@ import inspect
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import (
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    MutableSequence,
+    Sequence,
+)
 from datetime import timedelta
 from importlib.metadata import entry_points
-from pathlib import Path
-from typing import Any, Final, Literal
+from pathlib import Path, PurePath
+from types import UnionType
+from typing import Any, Final, Literal, Union, get_args, get_origin
 
 import attrs
 
@@ -120,8 +129,17 @@ class Config:
     run: RunOptions
     log_level: str = "info"
 
-    def open_store(self) -> Any:
-        """A new store as configured (the caller closes it)."""
+    def open_store(self, *, create: bool = True) -> Any:
+        """A new store as configured (the caller closes it).
+
+        Args:
+            create: Create the SQLite file if there is none. False (for commands that
+                only read the store) makes a missing file an error rather than an
+                empty new store beside a mistyped path.
+
+        Raises:
+            ConfigurationError: `create` is False and there is no store at the path.
+        """
         kind, path = self.store
         if kind == "memory":
             from fido._memory import MemoryStore
@@ -130,30 +148,43 @@ class Config:
         from fido._sqlite import SQLiteStore
 
         assert path is not None  # noqa: S101 - validated at load
+        if not create and not path.is_file():
+            raise ConfigurationError(
+                f"no store at {path} (fido run creates it)",
+                file=None if self.path is None else str(self.path),
+                key="store.path",
+            )
         return SQLiteStore(path)
 
     def build(self, **overrides: Any) -> Any:
         """Build every adapter and the store, and return the `Pipeline`.
+
+        Args:
+            **overrides: `Pipeline` arguments that replace the configured ones; an
+                adapter list given here is not built from the configuration (so
+                `build(detectors=[], enrichers=[])` needs only the responders' secrets).
 
         Raises:
             ConfigurationError: A secret is missing, or an adapter refuses its options.
         """
         from fido._pipeline import Pipeline
 
-        responders: dict[str, list[Any]] = {}
-        for spec in self.responders:
-            built = build_adapter(spec, self)
-            for action in spec.actions:
-                responders.setdefault(action, []).append(built)
-        fields: dict[str, Any] = {
-            "detectors": [build_adapter(spec, self) for spec in self.detectors],
-            "enrichers": [build_adapter(spec, self) for spec in self.enrichers],
-            "responders": responders,
-            "policy": self.policy,
-            "allowlist": self.allowlist,
-            "limits": self.limits,
-        }
-        fields.update(overrides)
+        fields: dict[str, Any] = dict(overrides)
+        # what the caller gives is not built (its options and secrets are not needed)
+        if "responders" not in fields:
+            responders: dict[str, list[Any]] = {}
+            for spec in self.responders:
+                built = build_adapter(spec, self)
+                for action in spec.actions:
+                    responders.setdefault(action, []).append(built)
+            fields["responders"] = responders
+        if "detectors" not in fields:
+            fields["detectors"] = [build_adapter(spec, self) for spec in self.detectors]
+        if "enrichers" not in fields:
+            fields["enrichers"] = [build_adapter(spec, self) for spec in self.enrichers]
+        fields.setdefault("policy", self.policy)
+        fields.setdefault("allowlist", self.allowlist)
+        fields.setdefault("limits", self.limits)
         if "store" not in fields:
             fields["store"] = self.open_store()
         return Pipeline(**fields)
@@ -212,12 +243,20 @@ def _join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, adapters: bool = True) -> Config:
     """Read and check a configuration file; adapters are resolved but not built.
 
     Checks: the file is TOML; every key is known; the policy, the allowlist and the store
-    are valid; every adapter type is installed, every option is one its factory takes,
-    and every secret's environment variable or file exists.
+    are valid; each responder's actions are actions of the policy; every adapter type is
+    installed, every option is one its factory takes, of the type it expects, every
+    option it requires is given, and every secret's environment variable or file exists.
+
+    Args:
+        path: The configuration file.
+        adapters: Resolve the adapters (their types, options and secrets). False checks
+            only the file's structure and the store, policy and allowlist: what a
+            command that only reads the store needs, without the adapters' secrets
+            (`build()` still resolves each adapter, and fails as it would have here).
 
     Raises:
         ConfigurationError: naming the file, the key, the line, and what was expected.
@@ -229,10 +268,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigurationError(
             f"cannot read the configuration: {exc.strerror}", file=str(file)
         ) from None
-    return _load(text, file)
+    return _load(text, file, adapters=adapters)
 
 
-def _load(text: str, path: Path | None) -> Config:
+def _load(text: str, path: Path | None, *, adapters: bool = True) -> Config:
     reader = _Reader(text, path)
     try:
         data = tomllib.loads(text)
@@ -272,6 +311,9 @@ def _load(text: str, path: Path | None) -> Config:
                 )
             seen.add(spec.name)
     logging_table = reader.table(data, "", "logging")
+    for name in logging_table:
+        if name != "level":
+            raise reader.fail(f"logging.{name}", f"unknown key {name!r} (expected level)")
     level = logging_table.get("level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise reader.fail("logging.level", f"expected debug, info, warning or error, not {level!r}")
@@ -287,9 +329,25 @@ def _load(text: str, path: Path | None) -> Config:
         run=_run(reader, data),
         log_level=str(level),
     )
-    for spec in (*config.detectors, *config.enrichers, *config.responders):
-        check_adapter(spec, config, reader)
+    _check_actions(reader, config)
+    if adapters:
+        for spec in (*config.detectors, *config.enrichers, *config.responders):
+            check_adapter(spec, config, reader)
     return config
+
+
+def _check_actions(reader: _Reader, config: Config) -> None:
+    """Each responder's actions must be actions the policy can decide (else never used)."""
+    decision = config.policy.decision
+    known = {a for level in decision.levels for a in level.actions} | set(decision.actions)
+    for spec in config.responders:
+        for index, action in enumerate(spec.actions):
+            if action not in known:
+                raise reader.fail(
+                    f"{spec.key}.actions",
+                    f"actions[{index}]: the policy has no action {action!r} "
+                    f"(its actions: {', '.join(sorted(known)) or 'none'})",
+                )
 
 
 def _store(reader: _Reader, data: Mapping[str, Any]) -> tuple[str, Path | None]:
@@ -463,8 +521,25 @@ def factory(kind: Kind, name: str) -> Callable[..., Any]:
     return loaded  # type: ignore[no-any-return]
 
 
-def _parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
-    """The keyword parameters `target` takes, and whether it takes any other too.
+@attrs.frozen
+class _Signature:
+    """What an adapter factory takes.
+
+    Attributes:
+        names: The keyword parameters it takes.
+        open_ended: Whether it takes others too (`**options` that go nowhere known).
+        hints: The expected type of each parameter whose annotation could be read.
+        required: The parameters without a default (of the factory itself).
+    """
+
+    names: frozenset[str]
+    open_ended: bool
+    hints: Mapping[str, Any]
+    required: tuple[str, ...]
+
+
+def _parameters(target: Callable[..., Any]) -> _Signature:
+    """The keyword parameters `target` takes, their types, and whether it takes others.
 
     A class whose `__init__` passes `**options` on to its base's is followed up its MRO,
     so that the base's parameters count as named (`ca_file` is an option, not the
@@ -474,28 +549,141 @@ def _parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
     if isinstance(target, type):
         callables = [vars(c)["__init__"] for c in target.__mro__ if "__init__" in vars(c)]
     names: set[str] = set()
+    hints: dict[str, Any] = {}
+    required: list[str] = []
     open_ended = True
-    for candidate in callables:
+    for depth, candidate in enumerate(callables):
         try:
             signature = inspect.signature(candidate)
         except (TypeError, ValueError):
-            return names, True
-        names |= {
-            p.name
-            for p in signature.parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-        }
+            return _Signature(frozenset(names), True, hints, tuple(required))
+        for p in signature.parameters.values():
+            if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) or p.name == "self":
+                continue
+            if p.name not in names:
+                hint = _hint(candidate, p.annotation)
+                if hint is not _UNKNOWN:
+                    hints[p.name] = hint
+            names.add(p.name)
+            if depth == 0 and p.default is p.empty:
+                required.append(p.name)
         open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
         if not open_ended:
             break
-    return names, open_ended
+    return _Signature(frozenset(names), open_ended, hints, tuple(required))
+
+
+_UNKNOWN: Final = object()
+_NAMESPACE: Final = {
+    "Any": Any,
+    "Path": Path,
+    "Mapping": Mapping,
+    "Sequence": Sequence,
+    "Iterable": Iterable,
+    "Collection": Collection,
+    "MutableMapping": MutableMapping,
+    "timedelta": timedelta,
+}
+
+
+def _hint(function: Callable[..., Any], annotation: Any) -> Any:
+    """The type an annotation names (`_UNKNOWN` where it cannot be read)."""
+    if annotation is inspect.Parameter.empty:
+        return _UNKNOWN
+    if not isinstance(annotation, str):
+        return annotation
+    scope = {**_NAMESPACE, **getattr(function, "__globals__", {})}
+    try:
+        return eval(annotation, scope)  # noqa: S307 - the adapter's own annotation
+    except Exception:  # a name imported only for type checkers, say: check nothing
+        return _UNKNOWN
+
+
+_PATHS: Final = (Path, PurePath, os.PathLike)
+_LISTS: Final = (list, tuple, set, frozenset, Sequence, Iterable, Collection, MutableSequence)
+_TABLES: Final = (dict, Mapping, MutableMapping)
+
+
+def _accepts(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits the type (unknown types accept anything)."""
+    if hint is Any or hint is object:
+        return True
+    if hint is None or hint is type(None):
+        return False
+    origin = get_origin(hint)
+    if origin is Union or origin is UnionType:
+        return any(_accepts(value, arg) for arg in get_args(hint))
+    if origin is Literal:
+        return value in get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str or hint in _PATHS or origin in _PATHS:
+        return isinstance(value, str)
+    if hint in _LISTS or origin in _LISTS:
+        if not isinstance(value, list):
+            return False
+        items = [a for a in get_args(hint) if a is not Ellipsis]
+        return len(items) != 1 or all(_accepts(item, items[0]) for item in value)
+    if hint in _TABLES or origin in _TABLES:
+        if not isinstance(value, Mapping):
+            return False
+        args = get_args(hint)
+        return len(args) != 2 or all(_accepts(item, args[1]) for item in value.values())
+    return True  # a type fido does not know how to check: the factory judges
+
+
+def _describe(hint: Any) -> str:
+    """The type in words: `an integer`, `a string or a list of strings`."""
+    origin = get_origin(hint)
+    if origin is Union or origin is UnionType:
+        words = [_describe(a) for a in get_args(hint) if a is not type(None)]
+        if "a path (a string)" in words:  # `str | Path`: a path
+            words = [w for w in words if w != "a string"]
+        return " or ".join(dict.fromkeys(words))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint is str:
+        return "a string"
+    if hint in _PATHS or origin in _PATHS:
+        return "a path (a string)"
+    if hint in _LISTS or origin in _LISTS:
+        args = [a for a in get_args(hint) if a is not Ellipsis]
+        return f"a list of {_plural(_describe(args[0]))}" if len(args) == 1 else "a list"
+    if hint in _TABLES or origin in _TABLES:
+        return "a table"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _plural(words: str) -> str:
+    """`a string` -> `strings` (good enough for the few types options have)."""
+    for article in ("an ", "a "):
+        if words.startswith(article):
+            return words.removeprefix(article) + "s"
+    return words
+
+
+def _shown(value: Any) -> str:
+    """A wrong value, short, for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _resolve(
     spec: AdapterSpec, config: Config, reader: _Reader | None, target: Callable[..., Any]
 ) -> dict[str, Any]:
     """The factory's keyword arguments: options checked, paths made absolute, secrets read."""
-    names, open_ended = _parameters(target)
+    signature = _parameters(target)
+    names, open_ended = signature.names, signature.open_ended
     fail: Callable[[str, str], ConfigurationError] = (
         reader.fail
         if reader is not None
@@ -518,6 +706,9 @@ def _resolve(
                     f"secrets are never written in the configuration: use "
                     f"{option}_env (an environment variable) or {option}_file",
                 )
+            hint = signature.hints.get(option, Any)
+            if not _accepts(value, hint):
+                raise fail(key, f"expected {_describe(hint)}, not {_shown(value)}")
             if isinstance(value, str) and _PATHLIKE.search(option):
                 value = str(relative(value))
             kwargs[option] = value
@@ -545,6 +736,13 @@ def _resolve(
             )
     if "name" in names or open_ended:
         kwargs["name"] = spec.name
+    for option in signature.required:
+        if option not in kwargs and option not in ("interval", "timeout"):
+            secret = " (or its _env or _file form)" if _SECRET.search(option) else ""
+            raise fail(
+                spec.key,
+                f"the {spec.kind} {spec.type!r} needs the option {option!r}{secret}",
+            )
     return kwargs
 
 
