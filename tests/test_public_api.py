@@ -18,6 +18,7 @@ PUBLIC = [
     "Assessment",
     "Config",
     "ConfigurationError",
+    "ContextFilter",
     "Contribution",
     "Criticality",
     "Cursor",

@@ -47,6 +47,7 @@ from fido._incident import (
     ResponseStatus,
     StageRecord,
 )
+from fido._logging import ContextFilter
 from fido._memory import MemoryStore
 from fido._observable import Observable, ObservableKind
 from fido._pipeline import Pipeline
@@ -69,6 +70,7 @@ __all__ = [
     "Assessment",
     "Config",
     "ConfigurationError",
+    "ContextFilter",
     "Contribution",
     "Criticality",
     "Cursor",

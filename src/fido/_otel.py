@@ -16,17 +16,17 @@ pipeline does no extra work between collections:
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from fido._errors import ConfigurationError
+from fido._logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 __all__ = ["export_metrics"]
 
-log = logging.getLogger("fido.otel")
+log = get_logger("fido.otel")
 
 _BREAKER: Final = {"closed": 0, "open": 1, "half-open": 2, "half_open": 2}
 

@@ -3,6 +3,9 @@
 Exit codes: 0 success; 1 the command ran but something failed or was invalid (an alert,
 a check, an approval, an unknown incident); 2 the command line itself was wrong
 (argparse's code); 3 the configuration is wrong; 130 interrupted.
+
+Logging: `-v` INFO, `-vv` DEBUG, `-q` errors only, before or after the command; without
+them, the configuration's `[logging] level` once it is loaded (INFO until then).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from fido._cli.output import live_line, print_json, warn
 from fido._errors import ConfigurationError, FidoError, InvalidObservable
-from fido._logging import EVENT_ID
+from fido._logging import LOG_FORMAT, ContextFilter, SafeFormatter
 from fido._observable import Observable, ObservableKind
 from fido._version import __version__
 
@@ -26,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 CONFIG_ERROR = 3
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(event_id)s %(incident_id)s] %(message)s"
 
 
 def _version(args: argparse.Namespace, out: TextIO) -> int:
@@ -58,7 +61,7 @@ def _observable(args: argparse.Namespace, out: TextIO) -> int:
         )
     if args.json:
         for row in rows:
-            print(json.dumps(row), file=out)
+            print_json(row, out)
         return status
     for row in rows:
         if "error" in row:
@@ -69,32 +72,35 @@ def _observable(args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
-class _Ids(logging.Filter):
-    """Fill in the id attributes on records from other libraries (for the format)."""
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Standard error, escaped; the live progress line is cleared first, then redrawn."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.event_id = getattr(record, "event_id", None) or EVENT_ID.get() or "-"
-        record.incident_id = getattr(record, "incident_id", None) or "-"
-        return True
+    def emit(self, record: logging.LogRecord) -> None:
+        line = live_line()
+        if line is not None:
+            line.clear()
+        super().emit(record)
+        if line is not None:
+            line.redraw()
 
 
 @contextlib.contextmanager
-def _logging(verbosity: int) -> Iterator[None]:
+def _logging(verbosity: int | None) -> Iterator[None]:
     """Log to standard error for the command's duration, then restore the `fido` logger.
 
     `main` may run inside a caller's process (a test, a notebook, a service that embeds
     the CLI): their logging configuration is theirs, so it is put back as it was.
+    `verbosity` None (no -v, no -q): INFO, until the configuration's level replaces it.
     """
     logger = logging.getLogger("fido")
     saved = (logger.handlers[:], logger.propagate, logger.level)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(_Ids())
+    handler = _Handler(sys.stderr)
+    handler.setFormatter(SafeFormatter(LOG_FORMAT))
+    handler.addFilter(ContextFilter())
     logger.handlers[:] = [handler]
     logger.propagate = False
-    logger.setLevel(
-        {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    )
+    levels = {-1: logging.ERROR, 0: logging.INFO, 1: logging.INFO}
+    logger.setLevel(logging.INFO if verbosity is None else levels.get(verbosity, logging.DEBUG))
     try:
         yield
     finally:
@@ -115,8 +121,24 @@ def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (one object per line)")
 
 
+def _verbosity(parser: argparse.ArgumentParser, *, after: bool) -> None:
+    """-v and -q, before the command (on the main parser) or after it (on each command)."""
+    suffix = "_after" if after else ""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest=f"verbose{suffix}",
+        help="log more (-v info, -vv debug) to standard error",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", dest=f"quiet{suffix}", help="log errors only"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    from fido._cli.commands import COMMANDS
+    from fido._cli.commands import COMMANDS, positive, when
 
     parser = argparse.ArgumentParser(
         prog="fido",
@@ -125,14 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "line, 3 wrong configuration, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"fido {__version__}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log more (-v info, -vv debug) to standard error",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    _verbosity(parser, after=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
@@ -173,9 +188,13 @@ def _parser() -> argparse.ArgumentParser:
     incidents.add_argument("--status", choices=["open", "suppressed", "closed"])
     incidents.add_argument("--host", help="a host name or IP")
     incidents.add_argument("--min-score", type=int, metavar="N", help="total score of at least N")
-    incidents.add_argument("--since", metavar="WHEN", help="updated since (2026-11-28 or 2h)")
-    incidents.add_argument("--until", metavar="WHEN", help="updated until")
-    incidents.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
+    incidents.add_argument(
+        "--since", type=when, metavar="WHEN", help="updated since (2026-11-28 or 2h)"
+    )
+    incidents.add_argument("--until", type=when, metavar="WHEN", help="updated until")
+    incidents.add_argument(
+        "--limit", type=positive, default=50, metavar="N", help="at most N (default 50)"
+    )
     _json(incidents)
     incidents.set_defaults(handler=COMMANDS["incidents"])
 
@@ -213,8 +232,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NEW.toml",
         help="the new policy (it changes the configured one)",
     )
-    replay.add_argument("--since", metavar="WHEN", help="incidents updated since")
-    replay.add_argument("--limit", type=int, default=10_000, help="at most N incidents")
+    replay.add_argument("--since", type=when, metavar="WHEN", help="incidents updated since")
+    replay.add_argument(
+        "--limit", type=positive, default=10_000, metavar="N", help="at most N incidents"
+    )
     _json(replay)
     replay.set_defaults(handler=COMMANDS["replay"])
 
@@ -227,7 +248,9 @@ def _parser() -> argparse.ArgumentParser:
 
     letters = commands.add_parser("dead-letters", help="alerts that could not become events")
     _with_config(letters)
-    letters.add_argument("--limit", type=int, default=50)
+    letters.add_argument(
+        "--limit", type=positive, default=50, metavar="N", help="at most N (default 50)"
+    )
     _json(letters)
     letters.set_defaults(handler=COMMANDS["dead-letters"])
 
@@ -248,6 +271,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _json(observable)
     observable.set_defaults(handler=_observable)
+    for command in commands.choices.values():
+        _verbosity(command, after=True)
     return parser
 
 
@@ -263,18 +288,31 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         The exit code.
     """
     args = _parser().parse_args(argv)
-    with _logging(-1 if args.quiet else args.verbose):
-        return _main(args, sys.stdout if out is None else out)
+    verbose = args.verbose + args.verbose_after
+    quiet = args.quiet or args.quiet_after
+    args.verbosity = -1 if quiet else verbose if verbose else None
+    stream = sys.stdout if out is None else out
+    with _logging(args.verbosity):
+        # JSON escapes what it must itself; everything else is for people: escaped
+        return _main(args, stream if getattr(args, "json", False) else _safe(stream))
+
+
+def _safe(stream: TextIO) -> TextIO:
+    from typing import cast
+
+    from fido._cli.output import SafeStream
+
+    return cast("TextIO", SafeStream(stream))
 
 
 def _main(args: argparse.Namespace, stream: TextIO) -> int:
     try:
         code: int = args.handler(args, stream)
     except ConfigurationError as exc:
-        print(f"fido: configuration: {exc}", file=sys.stderr)
+        warn(f"fido: configuration: {exc}")
         return CONFIG_ERROR
     except FidoError as exc:
-        print(f"fido: {exc}", file=sys.stderr)
+        warn(f"fido: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,43 +1,65 @@
-"""The `fido` commands. Each takes the parsed arguments and an output stream, returns a code."""
+"""The `fido` commands. Each takes the parsed arguments and an output stream, returns a code.
+
+Commands that only read the store (`incidents`, `show`, `dead-letters`, `pending`,
+`replay`, `reject`) load the configuration without its adapters, so they need none of
+the adapters' secrets, and never create a store: a mistyped path is "no store at PATH".
+`approve` builds the responders (it carries the action out), and only them.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from fido._cli.output import describe_incident, print_json, short_time, table, why
+from fido._cli.output import (
+    LiveLine,
+    describe_incident,
+    json_text,
+    print_json,
+    short_time,
+    table,
+    warn,
+    why,
+)
 from fido._config import Config, build_adapter, load_config
 from fido._errors import ApprovalError, ConfigurationError, FidoError
-from fido._incident import Incident, IncidentStatus
+from fido._incident import ApprovalStatus, Incident, IncidentStatus
+from fido._logging import printable
 from fido._portal import call, maybe_await, run_sync
 from fido.scoring._policy import Policy
 from fido.scoring._replay import replay
 from fido.scoring._toml import parse_duration
 
 if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Coroutine, Iterator
 
     from fido._pipeline import Pipeline
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "CONFIG_ERROR", "positive", "when"]
 
-OK, FAILED = 0, 1
+OK, FAILED, CONFIG_ERROR = 0, 1, 3
+SHOWN: Final = 20
+"""How many of a run's incidents `fido run` prints (the rest: `fido incidents --since`)."""
+PAGE: Final = 200
+"""Incidents read from the store at a time, for `fido run --json`."""
 
 
-def _config(args: argparse.Namespace) -> Config:
-    path = getattr(args, "config", None) or os.environ.get("FIDO_CONFIG") or "fido.toml"
-    return load_config(path)
+# -- arguments --------------------------------------------------------------------------------
 
 
-def _time(text: str | None) -> datetime | None:
-    """An ISO date/time, or an age such as `2h` or `7d` (that long ago)."""
-    if text is None:
-        return None
+def when(text: str) -> datetime:
+    """An ISO date/time (UTC unless it says), or an age such as `2h` or `7d` (that long ago).
+
+    Raises:
+        argparse.ArgumentTypeError: Neither (a usage error: exit code 2).
+    """
     try:
         return datetime.now(UTC) - parse_duration(text)
     except ValueError:
@@ -45,39 +67,92 @@ def _time(text: str | None) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigurationError(
+        raise argparse.ArgumentTypeError(
             f"expected a time (2026-11-28T09:00) or an age (2h, 7d), not {text!r}"
         ) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1 (for `--limit`).
+
+    Raises:
+        argparse.ArgumentTypeError: Not one (exit code 2).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _config(args: argparse.Namespace, *, adapters: bool = False) -> Config:
+    """The configuration (`-c`, else $FIDO_CONFIG, else ./fido.toml), its log level applied.
+
+    Without `adapters`, the adapters' types, options and secrets are not resolved: the
+    commands that only read the store need none of them.
+    """
+    path = getattr(args, "config", None) or os.environ.get("FIDO_CONFIG") or "fido.toml"
+    config = load_config(path, adapters=adapters)
+    if getattr(args, "verbosity", None) is None:  # no -v or -q: the file's [logging] level
+        logging.getLogger("fido").setLevel(config.log_level.upper())
+    return config
+
+
+def _store(config: Config) -> Any:
+    """The configured store, which must exist (a read-only command never creates one)."""
+    return config.open_store(create=False)
+
+
+@contextlib.contextmanager
+def _pipeline(config: Config, *, responders: bool) -> Iterator[Pipeline]:
+    """A pipeline on the existing store, without detectors and enrichers.
+
+    `responders`: build the configured responders (to carry out an approved action);
+    otherwise there are none, and no adapter secret is needed.
+    """
+    store = _store(config)
+    try:
+        extra: dict[str, Any] = {} if responders else {"responders": {}}
+        pipeline = config.build(detectors=[], enrichers=[], store=store, **extra)
+    except BaseException:
+        store.close()
+        raise
+    with pipeline:
+        yield pipeline
+
+
 # -- run, process ---------------------------------------------------------------------------
 
 
-class _Progress:
-    """The live line of `fido run` (only on a terminal)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.live = stream.isatty()
-
-    def __call__(self, snapshot: dict[str, Any]) -> None:
-        if not self.live:
-            return
+def _progress(line: LiveLine) -> Callable[[dict[str, Any]], None]:
+    def show(snapshot: dict[str, Any]) -> None:
         failing = f" | failing: {', '.join(snapshot['failing'])}" if snapshot["failing"] else ""
-        line = (
+        line.show(
             f"processed {snapshot['processed']} | suppressed {snapshot['suppressed']} | "
             f"duplicates {snapshot['duplicates']} | dead letters "
             f"{snapshot['dead_lettered']} | responses {snapshot['responses']} | queued "
             f"{snapshot['queued']} | in flight {snapshot['in_flight']}{failing}"
         )
-        self.stream.write("\r" + line[:160].ljust(160))
-        self.stream.flush()
 
-    def end(self) -> None:
-        if self.live:
-            self.stream.write("\n")
-            self.stream.flush()
+    return show
+
+
+def _actions(incident: Incident) -> str:
+    """The decided actions, each marked if it waits for (or did not get) an approval."""
+    states = {a.action.name: a.status for a in incident.approvals}
+    shown = []
+    for name in incident.decision.action_names:
+        status = states.get(name)
+        if status is ApprovalStatus.PENDING:
+            shown.append(f"{name} (awaiting approval)")
+        elif status in (ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED):
+            shown.append(f"{name} ({status.value})")
+        else:
+            shown.append(name)
+    return ", ".join(shown) or "-"
 
 
 def _incident_rows(incidents: list[Incident]) -> list[list[object]]:
@@ -88,14 +163,14 @@ def _incident_rows(incidents: list[Incident]) -> list[list[object]]:
             i.status.value,
             i.assessment.total,
             i.decision.level or "-",
-            ", ".join(i.decision.action_names) or "-",
+            _actions(i),
             i.title,
         ]
         for i in incidents
     ]
 
 
-def _report(pipeline: Pipeline, incidents: list[Incident], out: TextIO) -> None:
+def _report(incidents: list[Incident], out: TextIO) -> None:
     if not incidents:
         print("No incidents.", file=out)
         return
@@ -109,45 +184,83 @@ def _report(pipeline: Pipeline, incidents: list[Incident], out: TextIO) -> None:
     for incident in incidents:
         print(f"  {incident.id}: {why(incident) or '-'}", file=out)
         if incident.decision.recommendation:
-            print(f"      recommendation: {incident.decision.recommendation}", file=out)
+            recommendation = printable(incident.decision.recommendation, newlines=False)
+            print(f"      recommendation: {recommendation}", file=out)
+
+
+def _incidents(store: Any, **filters: Any) -> list[Incident]:
+    """`store.incidents(**filters)`, whether the store is sync or async."""
+    return list(run_sync(lambda: maybe_await(store.incidents(**filters))))
+
+
+def _pages(store: Any, since: datetime) -> Iterator[Incident]:
+    """Every incident updated since `since`, newest first, read `PAGE` at a time.
+
+    The store lists by `updated_at` (inclusive bounds), newest first, then by id: each
+    page starts at the last one's oldest time, leaving out what was already given.
+    """
+    until: datetime | None = None
+    given: set[str] = set()  # the ids already given whose time is `until`
+    while True:
+        asked = PAGE + len(given)
+        batch = _incidents(store, since=since, until=until, limit=asked)
+        for incident in batch:
+            if incident.id not in given:
+                yield incident
+        if len(batch) < asked:
+            return
+        until = batch[-1].updated_at
+        given = {i.id for i in batch if i.updated_at == until}
+
+
+def _run_json(summary: Any, store: Any, started: datetime, out: TextIO) -> None:
+    """One JSON object, the summary then the run's incidents, written as they are read."""
+    head = json_text(
+        {
+            "summary": {
+                "reason": summary.reason,
+                "resumed": summary.resumed,
+                "stats": summary.stats,
+                "detectors": [vars_of(d) for d in summary.detectors],
+            }
+        }
+    )
+    out.write(head[:-1] + ', "incidents": [')
+    for number, incident in enumerate(_pages(store, started)):
+        out.write((", " if number else "") + json_text(incident.to_dict()))
+    out.write("]}\n")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """`fido run CONFIG`."""
-    config = load_config(args.config)
+    config = _config(args, adapters=True)
     exit_when_idle = args.once or config.run.exit_when_idle
     started = datetime.now(UTC)
-    progress = _Progress(sys.stderr) if not args.no_progress else None
+    live = LiveLine(sys.stderr) if not args.no_progress and sys.stderr.isatty() else None
     with config.build() as pipeline:
         if config.run.opentelemetry:
             pipeline.export_metrics()
-        summary = pipeline.run(
-            exit_when_idle=exit_when_idle,
-            idle_interval=config.run.idle_interval,
-            on_progress=progress,
-        )
-        if progress is not None:
-            progress.end()
-        touched = list(run_sync(lambda: maybe_await(pipeline.store.incidents(since=started))))
-        if args.json:
-            print_json(
-                {
-                    "summary": {
-                        "reason": summary.reason,
-                        "resumed": summary.resumed,
-                        "stats": summary.stats,
-                        "detectors": [vars_of(d) for d in summary.detectors],
-                    },
-                    "incidents": [i.to_dict() for i in touched],
-                },
-                out,
+        with live if live is not None else contextlib.nullcontext():
+            summary = pipeline.run(
+                exit_when_idle=exit_when_idle,
+                idle_interval=config.run.idle_interval,
+                on_progress=None if live is None else _progress(live),
             )
+        store = pipeline.store
+        if args.json:
+            _run_json(summary, store, started, out)
             return OK
-        print(summary.table(), file=out)
+        # only what is printed is read: weeks of running may have touched many thousands
+        shown = _incidents(store, since=started, limit=SHOWN + 1)
+        print(printable(summary.table()), file=out)
         print("", file=out)
-        _report(pipeline, touched[:20], out)
-        if len(touched) > 20:
-            print(f"\n... and {len(touched) - 20} more (fido incidents --since ...)", file=out)
+        _report(shown[:SHOWN], out)
+        if len(shown) > SHOWN:
+            print(
+                f"\n... and more: fido incidents --since {started:%Y-%m-%dT%H:%M:%S} "
+                "--limit N lists them",
+                file=out,
+            )
     return OK
 
 
@@ -160,20 +273,23 @@ def vars_of(state: Any) -> dict[str, Any]:
 
 def process(args: argparse.Namespace, out: TextIO) -> int:
     """`fido process CONFIG ALERTS.jsonl`."""
-    config = load_config(args.config)
+    config = _config(args, adapters=True)
     path = Path(args.alerts)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        print(f"fido: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        warn(f"fido: cannot read {path}: {exc.strerror}")
         return FAILED
     with config.build() as pipeline:
         if args.detector:
+            before = pipeline.stats()["counters"].get("dead_lettered", 0)
             incidents = pipeline.process_payload(args.detector, text)
-            letters = pipeline.dead_letters()
+            # this batch's dead letters only: the store also holds earlier runs' ones
+            new = pipeline.stats()["counters"].get("dead_lettered", 0) - before
+            letters = pipeline.dead_letters(limit=new) if new > 0 else []
             invalid = len(letters)
             for letter in reversed(letters):  # oldest first, as in the file
-                print(f"fido: {path}: {letter.reason}", file=sys.stderr)
+                warn(f"fido: {path}: {letter.reason}")
         else:
             items: list[Any] = []
             invalid = 0
@@ -184,7 +300,7 @@ def process(args: argparse.Namespace, out: TextIO) -> int:
                     items.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     invalid += 1
-                    print(f"fido: {path}:{number}: not JSON ({exc.msg})", file=sys.stderr)
+                    warn(f"fido: {path}:{number}: not JSON ({exc.msg})")
             results = pipeline.process_many(items, return_exceptions=True)
             incidents = []
             for result in results:
@@ -192,13 +308,13 @@ def process(args: argparse.Namespace, out: TextIO) -> int:
                     incidents.append(result)
                 else:
                     invalid += 1
-                    print(f"fido: invalid alert: {result}", file=sys.stderr)
+                    warn(f"fido: invalid alert: {result}")
         unique = list({i.id: i for i in incidents}.values())
         if args.json:
             for incident in unique:
                 print_json(incident.to_dict(), out)
         else:
-            _report(pipeline, unique, out)
+            _report(unique, out)
             print(
                 f"\n{len(incidents)} alerts processed into {len(unique)} incidents; "
                 f"{invalid} invalid.",
@@ -212,23 +328,17 @@ def process(args: argparse.Namespace, out: TextIO) -> int:
 
 def incidents(args: argparse.Namespace, out: TextIO) -> int:
     """`fido incidents`."""
-    config = _config(args)
-    store = config.open_store()
+    store = _store(_config(args))
     try:
         status = IncidentStatus(args.status) if args.status else None
-        found = list(
-            run_sync(
-                lambda: maybe_await(
-                    store.incidents(
-                        status=status,
-                        host=args.host.casefold() if args.host else None,
-                        since=_time(args.since),
-                        until=_time(args.until),
-                        min_total=args.min_score,
-                        limit=args.limit,
-                    )
-                )
-            )
+        found = _incidents(
+            store,
+            status=status,
+            host=args.host.casefold() if args.host else None,
+            since=args.since,
+            until=args.until,
+            min_total=args.min_score,
+            limit=args.limit,
         )
     finally:
         store.close()
@@ -250,14 +360,13 @@ def incidents(args: argparse.Namespace, out: TextIO) -> int:
 
 def show(args: argparse.Namespace, out: TextIO) -> int:
     """`fido show ID`."""
-    config = _config(args)
-    store = config.open_store()
+    store = _store(_config(args))
     try:
         incident = run_sync(lambda: maybe_await(store.get_incident(args.id)))
     finally:
         store.close()
     if incident is None:
-        print(f"fido: no incident {args.id!r}", file=sys.stderr)
+        warn(f"fido: no incident {args.id!r}")
         return FAILED
     if args.json:
         print_json(incident.to_dict(), out)
@@ -268,7 +377,7 @@ def show(args: argparse.Namespace, out: TextIO) -> int:
 
 def pending(args: argparse.Namespace, out: TextIO) -> int:
     """`fido pending`."""
-    with _config(args).build() as pipeline:
+    with _pipeline(_config(args), responders=False) as pipeline:
         waiting = pipeline.pending_approvals()
     if args.json:
         for incident, approval in waiting:
@@ -307,20 +416,21 @@ def pending(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def answer(args: argparse.Namespace, out: TextIO) -> int:
-    """`fido approve` and `fido reject`."""
-    with _config(args).build() as pipeline:
+    """`fido approve` and `fido reject` (only `approve` builds the responders)."""
+    approving = args.command == "approve"
+    with _pipeline(_config(args), responders=approving) as pipeline:
         try:
-            if args.command == "approve":
+            if approving:
                 incident = pipeline.approve(args.id, args.action, by=args.by, note=args.note)
             else:
                 incident = pipeline.reject(args.id, args.action, by=args.by, note=args.note)
         except ApprovalError as exc:
-            print(f"fido: {exc}", file=sys.stderr)
+            warn(f"fido: {exc}")
             return FAILED
     if args.json:
         print_json(incident.to_dict(), out)
         return OK
-    done = "approved and carried out" if args.command == "approve" else "rejected"
+    done = "approved and carried out" if approving else "rejected"
     print(f"{args.action} on {incident.id}: {done} by {args.by}.", file=out)
     for response in incident.responses:
         if response.action == args.action:
@@ -333,24 +443,29 @@ def answer(args: argparse.Namespace, out: TextIO) -> int:
 
 def replay_command(args: argparse.Namespace, out: TextIO) -> int:
     """`fido replay --policy NEW.toml`."""
+    import attrs
+
     config = _config(args)
     policy = Policy.from_toml(Path(args.policy), base=config.policy)
-    store = config.open_store()
+    store = _store(config)
     try:
-        stored = list(
-            run_sync(
-                lambda: maybe_await(store.incidents(since=_time(args.since), limit=args.limit))
-            )
-        )
+        stored = _incidents(store, since=args.since, limit=args.limit)
     finally:
         store.close()
-    comparison = replay(stored, policy, lookback=timedelta(days=30))
+    # Suppressed (allowlisted) incidents are replayed too, so that the history of the
+    # others is what it was; but a policy does not lift an allowlist: they stay as they are.
+    suppressed = {i.id for i in stored if i.status is IncidentStatus.SUPPRESSED}
+    full = replay(stored, policy, lookback=config.limits.history_lookback)
+    comparison = attrs.evolve(
+        full, changes=tuple(c for c in full.changes if c.incident_id not in suppressed)
+    )
     if args.json:
         print_json(
             {
                 "policy": comparison.policy,
                 "version": comparison.policy_version,
                 "incidents": len(comparison.changes),
+                "suppressed": len(suppressed),
                 "changed": [
                     {
                         "incident": c.incident_id,
@@ -372,28 +487,48 @@ def replay_command(args: argparse.Namespace, out: TextIO) -> int:
             out,
         )
     else:
-        print(comparison.summary(), file=out)
+        print(printable(comparison.summary()), file=out)
+        if suppressed:
+            print(
+                f"{len(suppressed)} suppressed (allowlisted) incidents stay suppressed: "
+                "a policy does not change an allowlist.",
+                file=out,
+            )
         differences = config.policy.diff(policy)
         if differences:
             print("\nPolicy changes:", file=out)
             for key, before, after in differences:
-                print(f"  {key}: {before!r} -> {after!r}", file=out)
+                print(printable(f"  {key}: {before!r} -> {after!r}"), file=out)
     return OK
 
 
-def check(args: argparse.Namespace, out: TextIO) -> int:
-    """`fido check CONFIG`."""
-    config = load_config(args.config)
-    rows: list[list[object]] = []
-    failed = False
+def _check_store(config: Config) -> tuple[list[object], bool]:
+    """The store's row for `fido check`, and whether it is wrong; it creates nothing."""
     kind, path = config.store
+    if path is not None and not path.exists():
+        folder = path.parent
+        if folder.is_dir() and os.access(folder, os.W_OK):
+            return ["store", kind, "ok", f"no store yet at {path} (fido run creates it)"], False
+        why = "does not exist" if not folder.is_dir() else "is not writable"
+        return ["store", kind, "FAILED", f"cannot create {path}: {folder} {why}"], True
     try:
         store = config.open_store()
         store.close()
-        rows.append(["store", kind, "ok", str(path) if path else "in memory"])
     except FidoError as exc:
-        failed = True
-        rows.append(["store", kind, "FAILED", str(exc)])
+        return ["store", kind, "FAILED", str(exc)], True
+    return ["store", kind, "ok", str(path) if path else "in memory"], False
+
+
+def check(args: argparse.Namespace, out: TextIO) -> int:
+    """`fido check CONFIG`.
+
+    Exit code: 3 if the configuration is wrong (what `fido run` would refuse: the store,
+    an adapter that refuses its options), 1 if a connection test failed, else 0.
+    """
+    config = _config(args, adapters=True)
+    row, wrong = _check_store(config)
+    rows: list[list[object]] = [row]
+    failed = False
     rows.append(["policy", config.policy.name, "ok", f"version {config.policy.version}"])
     if config.allowlist is not None:
         expired = len(config.allowlist.expired(datetime.now(UTC)))
@@ -402,6 +537,7 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
         try:
             adapter = build_adapter(spec, config)
         except FidoError as exc:
+            wrong = wrong or isinstance(exc, ConfigurationError)
             failed = True
             rows.append([spec.kind, spec.name, "FAILED", str(exc)])
             continue
@@ -424,13 +560,13 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
             message = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             rows.append([spec.kind, spec.name, "FAILED", message])
     if args.json:
-        print_json(
-            [dict(zip(("part", "name", "status", "detail"), r, strict=True)) for r in rows], out
-        )
+        for r in rows:
+            print_json(dict(zip(("part", "name", "status", "detail"), r, strict=True)), out)
     else:
         table(["part", "name", "status", "detail"], rows, out, widths={3: 90})
-        print(f"\n{config.path}: {'problems found' if failed else 'ready'}", file=out)
-    return FAILED if failed else OK
+        verdict = "configuration errors" if wrong else "problems found" if failed else "ready"
+        print(f"\n{config.path}: {verdict}", file=out)
+    return CONFIG_ERROR if wrong else FAILED if failed else OK
 
 
 def _probe_and_close(
@@ -449,8 +585,7 @@ def _probe_and_close(
 
 def dead_letters(args: argparse.Namespace, out: TextIO) -> int:
     """`fido dead-letters`."""
-    config = _config(args)
-    store = config.open_store()
+    store = _store(_config(args))
     try:
         letters = list(run_sync(lambda: maybe_await(store.dead_letters(limit=args.limit))))
     finally:
