@@ -154,8 +154,9 @@ def test_the_live_line_fits_the_terminal_and_gives_way_to_logs(
         assert after.startswith("\r\x1b[K")
         assert after.index("WARNING fido.test [- -] a log line\n") == len("\r\x1b[K") + 24
         assert after.endswith("\r\x1b[K" + line.text)
+        last = line.text
     assert live_line() is None
-    assert stream.getvalue().endswith("\r\x1b[K")  # nothing left behind
+    assert stream.getvalue().endswith(last + "\n")  # the last figures stay
 
 
 def test_any_fido_record_formats_with_the_documented_format() -> None:

@@ -119,8 +119,9 @@ class LiveLine:
 
     def __exit__(self, *exc: object) -> None:
         _LIVE[0] = None
-        if self.text:
-            self.clear()
+        if self.text:  # the last figures stay, and what follows starts on a new line
+            self.stream.write("\n")
+            self.stream.flush()
             self.text = ""
 
 
