@@ -36,7 +36,7 @@ def check(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[dict[s
     monkeypatch.setenv("FIDO_TEST_ABUSEIPDB_KEY", KEY)
     out = io.StringIO()
     code = main(["check", str(path), "--json"], out=out)
-    return code, json.loads(out.getvalue())
+    return code, [json.loads(line) for line in out.getvalue().splitlines()]  # one per row
 
 
 def test_check_looks_a_probe_up_with_the_key(
