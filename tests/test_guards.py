@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from fido import ConfigurationError, Host, HostContext, Reputation, Verdict
 from fido.adapters._guards import (
     DEFAULT_TTLS,
+    Booking,
     Breaker,
     CacheEntry,
     LookupCache,
     RateLimit,
+    Saturated,
     TokenBucket,
     fingerprint,
     seconds,
@@ -296,17 +298,144 @@ def test_acquire_waits_its_turn_and_never_fails() -> None:
     assert limiter.waits == 4
 
 
-def test_buckets_are_shared_per_adapter_credential_and_limit() -> None:
+def test_a_cancelled_wait_gives_its_token_back() -> None:
+    """40 look-ups on a 4-a-minute plan, cut short after 0.2 s: 4 go, 36 give back."""
+    limiter = TokenBucket(RateLimit(((4.0, 60.0),)))
+
+    async def one() -> str:
+        try:
+            await asyncio.wait_for(limiter.acquire(), 0.2)
+        except TimeoutError:
+            return "timeout"
+        return "ok"
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(one() for _ in range(40))))
+
+    done = asyncio.run(main())
+    assert (done.count("ok"), done.count("timeout")) == (4, 36)
+    assert limiter.released == 36
+    wait = limiter.reserve()
+    assert 59.0 < wait <= 60.0  # the four tokens used come back in a minute: no phantom
+
+
+def test_a_daily_quota_is_not_eaten_by_cancelled_waits() -> None:
+    """On a simulated clock: a day of look-ups that each give up after 10 s."""
+    clock = Clock()
+    limiter = bucket(["4/min", "500/day"], clock)
+    begin = clock.now
+    served = []
+    for _ in range(24 * 60 * 6):  # one look-up every 10 s for a day
+        booking = limiter.book()
+        if booking.wait <= 10.0:
+            served.append(booking.start)
+        else:
+            limiter.release(booking)  # its time limit: it stopped waiting
+        clock.advance(10.0)
+    assert len([t for t in served if t < begin + DAY]) == 500
+    assert limiter.released == 24 * 60 * 6 - len(served)
+    assert limiter.reserve() < DAY  # the next token is at most a day away, not 32 days
+
+
+def test_a_caller_who_may_not_wait_that_long_is_refused_and_books_nothing() -> None:
+    clock = Clock()
+    limiter = bucket("4/min", clock)
+    assert [limiter.book(max_wait=1.0).wait for _ in range(4)] == [0.0] * 4
+    with pytest.raises(Saturated) as refused:
+        limiter.book(max_wait=30.0)
+    assert refused.value.paused is False
+    assert refused.value.wait == 60.0
+    assert str(refused.value) == "rate limit, next slot in 60 s"
+    assert limiter.refused == 1
+    assert limiter.book(max_wait=60.0).wait == 60.0  # nothing was booked for the refused
+    assert limiter.book().wait == 60.0
+
+
+def test_a_pause_beyond_the_wait_allowed_says_until_when() -> None:
+    clock = Clock()
+    limiter = TokenBucket(RateLimit(()), clock)
+    limiter.pause(DAY)
+    with pytest.raises(Saturated) as refused:
+        limiter.book(max_wait=300.0)
+    assert refused.value.paused is True
+    assert refused.value.until == pytest.approx(time.time() + DAY, abs=5)
+    assert str(refused.value).startswith("quota exhausted until 20")
+    assert str(refused.value).endswith("Z")
+
+
+def test_admit_refuses_a_pause_beyond_the_wait_allowed() -> None:
+    limiter = TokenBucket(RateLimit(()))
+    limiter.pause(3600.0)
+
+    async def main() -> None:
+        await limiter.admit(max_wait=1.0)
+
+    with pytest.raises(Saturated, match="quota exhausted until"):
+        asyncio.run(main())
+
+
+def test_a_released_reservation_in_the_middle_is_reused() -> None:
+    clock = Clock()
+    limiter = bucket("1/min", clock)
+    first, second, third = (limiter.book() for _ in range(3))
+    assert (first.wait, second.wait, third.wait) == (0.0, 60.0, 120.0)
+    limiter.release(second)  # its caller gave up: a hole at +60
+    assert limiter.book().wait == 60.0  # the hole is taken again
+    assert limiter.book().wait == 180.0
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=3.0), st.booleans()),
+        min_size=1,
+        max_size=60,
+    ),
+    count=st.integers(min_value=1, max_value=4),
+    period=st.sampled_from([1.0, 5.0]),
+)
+def test_releases_never_let_a_window_hold_more_than_the_count(
+    steps: list[tuple[float, bool]], count: int, period: float
+) -> None:
+    clock = Clock(0.0)
+    limiter = TokenBucket(RateLimit(((float(count), period),)), clock)
+    kept: list[Booking] = []
+    for gap, give_up in steps:
+        clock.advance(gap)
+        booking = limiter.book()
+        if give_up and booking.wait > 0:
+            limiter.release(booking)
+        else:
+            kept.append(booking)
+    starts = sorted(b.start for b in kept)
+    for first, later in zip(starts, starts[count:], strict=False):
+        assert later - first >= period - 1e-9
+
+
+def test_buckets_are_shared_per_adapter_and_credential() -> None:
     four = RateLimit.parse("4/min")
     assert four is not None
     first = shared_bucket("vt-test", "key-1", four)
     assert shared_bucket("vt-test", "key-1", RateLimit(((4.0, 60.0),))) is first
     assert shared_bucket("vt-test", "key-2", four) is not first
     assert shared_bucket("otx-test", "key-1", four) is not first
-    assert shared_bucket("vt-test", "key-1", RateLimit(((5.0, 60.0),))) is not first
     assert shared_bucket("vt-test", None, four) is shared_bucket("vt-test", "", four)
     first.pause(30.0)
     assert shared_bucket("vt-test", "key-1", four).reserve() > 29.0
+
+
+def test_one_credential_with_two_rates_shares_one_bucket_and_the_strictest_limit() -> None:
+    public = RateLimit.parse(["4/min", "500/day"])
+    looser = RateLimit.parse("10/min")
+    assert public is not None
+    assert looser is not None
+    first = shared_bucket("vt-strict", "one-key", looser)
+    second = shared_bucket("vt-strict", "one-key", public)
+    assert second is first
+    assert first.limit.limits == ((10.0, 60.0), (4.0, 60.0), (500.0, 86400.0))
+    # an enricher left unlimited still shares the bucket, and its limits
+    assert shared_bucket("vt-strict", "one-key", RateLimit(())) is first
+    assert [first.reserve() for _ in range(4)] == [0.0] * 4
+    assert first.reserve() > 59.0  # 4 a minute, not 10
 
 
 def test_a_bucket_nobody_holds_is_forgotten() -> None:

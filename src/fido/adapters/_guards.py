@@ -1,9 +1,11 @@
 """What stands between a look-up and a remote service: rate limits, a breaker, a cache.
 
 - `RateLimit` and `TokenBucket`: look-ups per second, minute or day, as the plan allows.
-  Callers wait for a token, they do not fail; a bucket is shared by every enricher of one
-  (adapter, credential) in the process (`shared_bucket`), so two pipelines with one
-  VirusTotal key stay within its quota together. A server's `Retry-After` pauses the
+  Callers wait for a token, within what they may wait (beyond it they are refused at
+  once, `Saturated`); a caller that stops waiting gives its token back. A bucket is
+  shared by every enricher of one (adapter, credential) in the process (`shared_bucket`),
+  with the strictest of their limits, so two pipelines with one VirusTotal key stay
+  within its quota together. A server's `Retry-After` pauses the
   whole bucket, and its 429 answers teach the bucket a rate (`TokenBucket.admit`):
   lowered on each 429, raised slowly while requests succeed, so that a quota the plan
   does not state is kept without look-ups running out of retries.
@@ -20,6 +22,7 @@ by a `threading.Lock`, and waiting is `asyncio.sleep` in the caller's loop.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import math
 import re
@@ -40,10 +43,12 @@ from fido.scoring._toml import parse_duration
 
 __all__ = [
     "DEFAULT_TTLS",
+    "Booking",
     "Breaker",
     "CacheEntry",
     "LookupCache",
     "RateLimit",
+    "Saturated",
     "TokenBucket",
     "fingerprint",
     "seconds",
@@ -145,6 +150,38 @@ class RateLimit:
         return ", ".join(f"{c:g}/{names.get(p, f'{p:g}s')}" for c, p in self.limits)
 
 
+class Saturated(Exception):
+    """A wait for the rate limit (or a pause) longer than the caller may wait.
+
+    Attributes:
+        wait: Seconds until the caller's turn would have come.
+        paused: Whether a pause (a server's `Retry-After`, a spent quota) is the reason,
+            rather than the limit's own pace.
+        until: When the turn would have come (Unix time, for messages).
+    """
+
+    def __init__(self, wait: float, *, paused: bool) -> None:
+        self.wait = wait
+        self.paused = paused
+        self.until = time.time() + wait
+        super().__init__(self.reason())
+
+    def reason(self) -> str:
+        """`quota exhausted until T` (a pause) or `rate limit, next slot in N s`."""
+        if self.paused:
+            moment = datetime.fromtimestamp(self.until, UTC).replace(microsecond=0)
+            return f"quota exhausted until {moment.isoformat().replace('+00:00', 'Z')}"
+        return f"rate limit, next slot in {math.ceil(self.wait)} s"
+
+
+@attrs.frozen
+class Booking:
+    """A token reserved by `TokenBucket.book`: when it may be used, and the wait till then."""
+
+    start: float
+    wait: float
+
+
 class TokenBucket:
     """`count` tokens per `period` for each limit; a caller takes one or waits its turn.
 
@@ -155,24 +192,36 @@ class TokenBucket:
     and the service would answer 429.) A fractional count (`"1.5/s"`) becomes one token
     per `period / count`. Reservations may lie in the future: each caller is told how
     long to wait, so waiting callers are served in the order they came, at the allowed
-    rate.
+    rate. A caller that gives up waiting (cancelled by its time limit) gives its
+    reservation back (`release`), and one that may not wait as long as its turn would
+    take is refused at once (`Saturated`), booking nothing.
     """
 
     _MAX_TOKENS: Final = 100_000
     """Tokens remembered per limit; above it the period shrinks in proportion."""
+    _GAP_TRIALS: Final = 256
+    """Earlier times tried for a reservation where released ones left gaps."""
 
     def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
+        self.limit = RateLimit(())
         self._clock = clock
         self._lock = threading.Lock()
-        # per limit: (tokens, period, the times the last `tokens` were used, or will be)
-        self._windows: list[tuple[int, float, deque[float]]] = []
-        for count, period in limit.limits:
-            tokens = min(max(1, math.floor(count)), self._MAX_TOKENS)
-            self._windows.append((tokens, period * tokens / count, deque(maxlen=tokens)))
+        self._windows: list[tuple[int, float]] = []
+        """Per limit: (tokens, the period in which they may all be used)."""
+        self._horizon = 0.0
+        """The longest period: older uses no longer matter."""
+        self._booked: list[float] = []
+        """When tokens were, or will be, used (sorted), the last `_horizon` seconds'."""
+        self._gaps = False
+        """Whether a released reservation left a hole among those still to come."""
+        self.tighten(limit)
         self._paused_until = 0.0
         self.waits = 0
         self.waited = 0.0
+        self.refused = 0
+        """Callers refused because their turn lay beyond what they could wait."""
+        self.released = 0
+        """Reservations given back by callers that stopped waiting."""
         # what the service's 429 answers taught (see `admit`)
         self.learned: float | None = None
         """Requests a second learned from the service's 429 answers (None: none yet)."""
@@ -187,21 +236,107 @@ class TokenBucket:
         self.slowdowns = 0
         """Times the learned rate was lowered."""
 
+    def tighten(self, limit: RateLimit) -> None:
+        """Keep `limit` too, on top of the limits kept already (every one applies).
+
+        Two enrichers with one credential and different rates share a bucket that keeps
+        both: the strictest of them decides in every window.
+        """
+        with self._lock:
+            pairs = list(self.limit.limits)
+            pairs += [pair for pair in limit.limits if pair not in pairs]
+            self.limit = RateLimit(tuple(pairs))
+            self._windows = []
+            for count, period in pairs:
+                tokens = min(max(1, math.floor(count)), self._MAX_TOKENS)
+                self._windows.append((tokens, period * tokens / count))
+            self._horizon = max((period for _, period in self._windows), default=0.0)
+
     def reserve(self) -> float:
         """Take a token now; return the seconds to wait before using it."""
+        return self.book().wait
+
+    def book(self, max_wait: float | None = None) -> Booking:
+        """Take a token; say when it may be used.
+
+        Args:
+            max_wait: Seconds the caller may wait at most (None: any).
+
+        Raises:
+            Saturated: The turn would come later than `max_wait`; nothing is booked.
+        """
         with self._lock:
             now = self._clock()
-            start = max(now, self._paused_until)
-            for tokens, period, used in self._windows:
-                if len(used) == tokens:  # every token out: the oldest comes back first
-                    start = max(start, used[0] + period)
-            for _, _, used in self._windows:
-                used.append(start)
+            booked = self._booked
+            self._forget(now)
+            earliest = max(now, self._paused_until)
+            start = earliest
+            for tokens, period in self._windows:
+                if len(booked) >= tokens:  # the tokens-th latest use must be a period ago
+                    start = max(start, booked[-tokens] + period)
+            if self._gaps:
+                start = self._fill(earliest, start)
             wait = start - now
+            if max_wait is not None and wait > max_wait:
+                self.refused += 1
+                paused = self._paused_until - now >= wait - 1e-9 and self._paused_until > now
+                raise Saturated(wait, paused=paused)
+            if not booked or start >= booked[-1]:
+                booked.append(start)
+            else:
+                bisect.insort(booked, start)
             if wait > 0:
                 self.waits += 1
                 self.waited += wait
-            return wait
+            return Booking(start, wait)
+
+    def release(self, booking: Booking) -> None:
+        """Give back a reservation that will not be used (its caller stopped waiting)."""
+        with self._lock:
+            booked = self._booked
+            index = bisect.bisect_left(booked, booking.start)
+            if index == len(booked) or booked[index] != booking.start:
+                return  # forgotten already
+            del booked[index]
+            self.released += 1
+            if index < len(booked):  # reservations after it: a hole they will not fill
+                self._gaps = True
+
+    def _forget(self, now: float) -> None:
+        """Drop the uses that no window can see any more (in batches: cheap)."""
+        booked = self._booked
+        old = bisect.bisect_right(booked, now - self._horizon)
+        if old and (old >= 1024 or 2 * old >= len(booked)):
+            del booked[:old]
+        if self._gaps and (not booked or booked[-1] <= now):
+            self._gaps = False  # every reservation is in the past: no hole to come
+
+    def _fill(self, earliest: float, latest: float) -> float:
+        """The first time from `earliest` a token is free, before `latest` if a hole is."""
+        booked = self._booked
+        candidates = {earliest}
+        for _, period in self._windows:
+            low = bisect.bisect_right(booked, earliest - period)
+            candidates.update(t + period for t in booked[low:] if earliest < t + period < latest)
+        for trial, moment in enumerate(sorted(candidates)):
+            if trial >= self._GAP_TRIALS or moment >= latest:
+                break
+            if self._fits(moment):
+                return moment
+        return latest
+
+    def _fits(self, moment: float) -> bool:
+        """Whether one more use at `moment` keeps every window within its count."""
+        booked = self._booked
+        for tokens, period in self._windows:
+            low = bisect.bisect_right(booked, moment - period)
+            high = bisect.bisect_left(booked, moment + period)
+            starts = [t for t in booked[low:high] if t <= moment]
+            for begin in [*starts, moment]:  # each window [begin, begin + period) with it
+                inside = bisect.bisect_left(booked, begin + period, low, high)
+                if inside - bisect.bisect_left(booked, begin, low, high) >= tokens:
+                    return False
+        return True
 
     def pause(self, seconds: float) -> None:
         """Let nobody through for `seconds` (a server's `Retry-After`)."""
@@ -213,10 +348,13 @@ class TokenBucket:
                 self._pauses += 1
                 self._next = until
 
-    def _admission(self) -> tuple[float, int]:
+    def _admission(self, deadline: float | None) -> tuple[float, int]:
         with self._lock:
             now = self._clock()
             start = max(now, self._paused_until)
+            if deadline is not None and start > max(now, deadline):
+                self.refused += 1
+                raise Saturated(start - now, paused=True)
             if self.learned is not None:
                 start = max(start, self._next)
                 self._next = start + 1.0 / self.learned
@@ -237,7 +375,7 @@ class TokenBucket:
             sent.append(now)
             return 0.0
 
-    async def admit(self) -> None:
+    async def admit(self, max_wait: float | None = None) -> None:
         """Wait until one more request may be sent to the service (each attempt, retries too).
 
         Not before a pause (`Retry-After`) ends, and once a 429 taught a rate, one request
@@ -245,9 +383,16 @@ class TokenBucket:
         in any second (turns that fell due together, after the event loop was busy, do
         not go as a burst). A request already waiting when a pause begins waits for its
         end and takes its turn again. Free until the first 429.
+
+        Args:
+            max_wait: Seconds the caller may wait at most (None: as long as it takes).
+
+        Raises:
+            Saturated: A pause lasts beyond `max_wait`.
         """
+        deadline = None if max_wait is None else self._clock() + max_wait
         while True:
-            wait, pauses = self._admission()
+            wait, pauses = self._admission(deadline)
             if wait > 0:
                 await asyncio.sleep(wait)
                 if self._pauses != pauses:  # a pause began meanwhile: a new turn after it
@@ -298,11 +443,27 @@ class TokenBucket:
                 self.slowdowns += 1
         self.pause(seconds)
 
-    async def acquire(self) -> None:
-        """Wait for a token (never fails)."""
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+    async def acquire(self, max_wait: float | None = None) -> None:
+        """Wait for a token; give it back if the wait is cancelled.
+
+        Args:
+            max_wait: Seconds the caller may wait at most (None: as long as it takes).
+
+        Raises:
+            Saturated: The turn lies beyond `max_wait` (at once, booking nothing).
+        """
+        booking = self.book(max_wait)
+        if booking.wait > 0:
+            try:
+                await asyncio.sleep(booking.wait)
+            except BaseException:  # cancelled (a time limit): the token goes unused
+                self.release(booking)
+                raise
+
+    def paused_for(self) -> float:
+        """Seconds the current pause (a `Retry-After`, a spent quota) still lasts."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
 
 
 _SLOWER: Final = 0.9
@@ -316,19 +477,25 @@ _SLOWEST: Final = 1.0
 _SLOWEST_STEP: Final = 0.1
 """Requests a second the learned rate gains each second at least (back up from the floor)."""
 
-_BUCKETS: weakref.WeakValueDictionary[tuple[str, str, RateLimit], TokenBucket] = (
-    weakref.WeakValueDictionary()
-)
+_BUCKETS: weakref.WeakValueDictionary[tuple[str, str], TokenBucket] = weakref.WeakValueDictionary()
 _BUCKETS_LOCK: Final = threading.Lock()
 
 
 def shared_bucket(adapter: str, credential: str | None, limit: RateLimit) -> TokenBucket:
-    """The bucket of (adapter type, credential, limit), shared while anyone holds it."""
-    key = (adapter, fingerprint(credential), limit)
+    """The bucket of (adapter type, credential), shared while anyone holds it.
+
+    Every enricher of one type with one credential shares one bucket, whatever rate each
+    was given: the bucket keeps all of their limits (`TokenBucket.tighten`), so the
+    strictest applies to all of them, and the service's quota (which is per credential)
+    is kept together.
+    """
+    key = (adapter, fingerprint(credential))
     with _BUCKETS_LOCK:
         bucket = _BUCKETS.get(key)
         if bucket is None:
             bucket = _BUCKETS[key] = TokenBucket(limit)
+        else:
+            bucket.tighten(limit)
         return bucket
 
 
