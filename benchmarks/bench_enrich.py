@@ -52,7 +52,7 @@ import httpx
 
 from benchmarks.fake_virustotal import FakeVirusTotal
 from fido import Observable, Reputation
-from fido.adapters import _http
+from fido.adapters import _http_client
 from fido.adapters.enrichers.virustotal import VirusTotal
 
 if TYPE_CHECKING:
@@ -73,12 +73,12 @@ def pool_size(size: int | None) -> Iterator[None]:
     if size is None:
         yield
         return
-    before = _http._POOL  # noqa: SLF001 - the benchmark compares layouts
-    setattr(_http, "_POOL", size)  # noqa: B010 - a Final, changed for the measurement only
+    before = _http_client._POOL  # noqa: SLF001 - the benchmark compares layouts
+    setattr(_http_client, "_POOL", size)  # noqa: B010 - a Final, changed for the measurement only
     try:
         yield
     finally:
-        setattr(_http, "_POOL", before)  # noqa: B010
+        setattr(_http_client, "_POOL", before)  # noqa: B010
 
 
 async def through_fido(base_url: str, subjects: list[Observable]) -> dict[str, Any]:

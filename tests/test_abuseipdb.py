@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,7 +38,8 @@ def reply(body: Any, status: int = 200) -> Handler:
 
 
 def make(handler: Handler, **options: Any) -> AbuseIPDB:
-    adapter = AbuseIPDB(api_key=KEY, transport=httpx.MockTransport(handler), **options)
+    options.setdefault("api_key", KEY)
+    adapter = AbuseIPDB(transport=httpx.MockTransport(handler), **options)
     adapter.http.backoff = 0.01
     return adapter
 
@@ -193,6 +196,81 @@ def test_a_refused_address_is_an_error_and_not_retried() -> None:
     assert adapter.breaker.state == "closed"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>404 Not Found</html>", b'{"errors": [{"detail": "Not Found", "status": 404}]}'],
+)
+def test_a_404_is_always_an_error(body: bytes) -> None:
+    """AbuseIPDB knows every address: a 404 is a wrong base_url, never "not found"."""
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(404, content=body)
+
+    adapter = make(handler, base_url="https://api.abuseipdb.com/", max_attempts=1)
+    with pytest.raises(EnrichmentError, match="HTTP 404") as caught:
+        lookup(adapter, IP)
+    assert "is base_url right?" in caught.value.message
+    with pytest.raises(EnrichmentError, match="HTTP 404"):
+        run(adapter, adapter.acheck)  # `fido check` fails
+    assert len(calls) == 2  # nothing cached
+    assert adapter.stats()["failures"] == 2
+
+
+def daily_limit(**headers: str) -> Handler:
+    body = payload("abuseipdb_error_429_daily_limit.json")
+    return lambda request: httpx.Response(429, json=body, headers=headers)
+
+
+def test_the_daily_limit_used_up_skips_the_key_until_its_reset() -> None:
+    reset = int(time.time()) + 43200
+    calls: list[httpx.Request] = []
+    limit = daily_limit(
+        **{"Retry-After": "43200", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return limit(request)
+
+    adapter = make(handler, api_key=f"{KEY}-daily")
+
+    async def three() -> list[EnrichmentError]:
+        errors = []
+        for text in (IP, "1.1.1.1", "9.9.9.9"):
+            with pytest.raises(EnrichmentError) as caught:
+                await adapter.enrich(Observable.parse(text))
+            errors.append(caught.value)
+        return errors
+
+    errors = run(adapter, three)
+    for error in errors:
+        assert error.skipped is True
+        assert error.message.startswith("skipped: quota exhausted until ")
+    until = datetime.fromisoformat(errors[0].message.rpartition(" ")[2])
+    assert abs(until.timestamp() - reset) <= 2
+    assert len(calls) == 1  # the others were skipped without a request
+    assert adapter.breaker.state == "closed"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "120"}, 120.0),
+        ({"X-RateLimit-Remaining": "0", "Retry-After": "600"}, 600.0),
+        ({"X-RateLimit-Remaining": "0"}, None),
+        ({"X-RateLimit-Remaining": "17", "Retry-After": "5"}, None),  # not the daily limit
+        ({"Retry-After": "5"}, None),
+    ],
+)
+def test_quota_reset(headers: dict[str, str], expected: float | None) -> None:
+    adapter = make(reply({}))
+    response = httpx.Response(429, json=payload("abuseipdb_error_429_daily_limit.json"))
+    response.headers.update(headers)
+    assert adapter.quota_reset(response) == expected
+
+
 def test_malformed_json_is_an_enrichment_error() -> None:
     adapter = make(lambda request: httpx.Response(200, content=b'{"data": {"ipAddress": '))
     with pytest.raises(EnrichmentError, match="not JSON") as caught:
@@ -284,7 +362,8 @@ def test_conformance_when_the_key_is_refused() -> None:
 
 
 def test_built_from_the_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FIDO_TEST_ABUSEIPDB_KEY", KEY)
+    key = f"{KEY}-configured"  # a key of its own: a bucket is shared by every user of a key
+    monkeypatch.setenv("FIDO_TEST_ABUSEIPDB_KEY", key)
     path = tmp_path / "fido.toml"
     path.write_text(
         """
@@ -305,8 +384,8 @@ rate = "10000/day"
         assert (enricher.malicious, enricher.suspicious, enricher.max_age_days) == (90, 40, 30)
         assert enricher.bucket.limit.limits == ((10000.0, 86400.0),)
         assert enricher.http.base_url == "https://api.abuseipdb.com/api/v2/"
-        assert enricher.http.headers["key"] == KEY
-        assert KEY not in repr(enricher)
+        assert enricher.http.headers["key"] == key
+        assert key not in repr(enricher)
 
 
 def test_a_missing_key_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

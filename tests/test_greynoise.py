@@ -162,6 +162,30 @@ def test_an_address_never_observed_is_none_and_cached() -> None:
     assert adapter.stats()["cache_hits"] == 1
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"<html>404 page not found</html>",
+        b'{"message": "Request is not a valid routable IPv4 address"}',  # no ip: not that answer
+        b'{"error": "no route"}',
+    ],
+)
+def test_a_404_that_is_not_greynoises_answer_about_the_address_is_an_error(
+    content: bytes,
+) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(404, content=content)
+
+    adapter = make(handler, base_url="https://api.greynoise.io/v2/", max_attempts=1)
+    for _ in range(2):
+        with pytest.raises(EnrichmentError, match="HTTP 404"):
+            lookup(adapter, IP)
+    assert len(calls) == 2  # not cached as "never observed"
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_refused_key_never_shows(status: int, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

@@ -19,7 +19,7 @@ import pytest
 
 import fido
 from fido import ConfigurationError, EnrichmentError, Observable, Reputation, Verdict
-from fido.adapters import _http
+from fido.adapters import _http_client
 from fido.adapters._guards import Breaker, RateLimit
 from fido.adapters._http import HttpClient, HttpEnricher, HttpError, retry_after, subject_text
 
@@ -136,6 +136,12 @@ class Probe(HttpEnricher):
 
     def accepts(self, subject: Subject) -> bool:
         return isinstance(subject, Observable)
+
+    def is_not_found(self, response: httpx.Response) -> bool:
+        try:
+            return bool(response.json() == {"error": {"code": "NotFoundError"}})
+        except ValueError:
+            return False
 
     async def fetch(self, subject: Subject) -> Reputation | None:
         assert isinstance(subject, Observable)
@@ -278,7 +284,7 @@ def test_backoff_is_exponential_with_full_jitter(monkeypatch: pytest.MonkeyPatch
         bounds.append((low, high))
         return high
 
-    monkeypatch.setattr("fido.adapters._http.random.uniform", highest)
+    monkeypatch.setattr("fido.adapters._http_client.random.uniform", highest)
     sleeps = Sleeps()
     failure(client(Script(answer(502)), sleeps, max_attempts=5, backoff=0.5))
     assert bounds[:4] == [(0, 0.5), (0, 1.0), (0, 2.0), (0, 4.0)]
@@ -296,7 +302,7 @@ def test_jitter_stays_within_its_bounds() -> None:
 
 
 def test_a_wait_never_exceeds_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("fido.adapters._http.random.uniform", lambda low, high: high)
+    monkeypatch.setattr("fido.adapters._http_client.random.uniform", lambda low, high: high)
     sleeps = Sleeps(real=True)
     failure(client(Script(answer(500)), sleeps, max_attempts=10, backoff=0.2, max_retry_time=0.3))
     assert sleeps.values[0] == 0.2
@@ -416,7 +422,7 @@ def test_tls_is_verified_by_default_and_the_pools_share_one_context() -> None:
     assert isinstance(http._verify, ssl.SSLContext)
     assert http._verify.verify_mode is ssl.CERT_REQUIRED
     assert http._verify.check_hostname is True
-    assert len(clients) == math.ceil(20 / _http._POOL)  # several small pools
+    assert len(clients) == math.ceil(20 / _http_client._POOL)  # several small pools
     assert all(c.timeout.read == 2.5 and c.timeout.connect == 2.5 for c in clients)
     assert all(c.headers["user-agent"] == f"fido/{fido.__version__}" for c in clients)
 
@@ -760,12 +766,20 @@ def test_a_trial_cut_short_by_the_time_limit_lets_the_next_one_try() -> None:
 
 @pytest.mark.parametrize(
     ("status", "opens"),
-    [(400, False), (404, False), (422, False), (401, True), (403, True), (500, True)],
+    [(400, False), (404, True), (422, False), (401, True), (403, True), (500, True)],
 )
 def test_what_counts_towards_the_breaker(status: int, opens: bool) -> None:
+    # (a 404 that is not the service's not-found answer: a wrong base_url)
     adapter = probe(Script(answer(status)), max_attempts=1, breaker_failures=1)
     lookup(adapter, "8.8.8.8")
     assert adapter.breaker.state == ("open" if opens else "closed")
+
+
+def test_the_services_not_found_answer_does_not_count_towards_the_breaker() -> None:
+    script = Script(answer(404, {"error": {"code": "NotFoundError"}}))
+    adapter = probe(script, max_attempts=1, breaker_failures=1)
+    assert lookup(adapter, "8.8.8.8") == [None]
+    assert adapter.breaker.state == "closed"
 
 
 def test_a_timeout_counts_towards_the_breaker() -> None:
@@ -796,8 +810,10 @@ def test_stats_figures() -> None:
         "retries": 0,
         "failures": 0,
         "skipped": 0,
+        "withheld": 0,
         "breaker": "closed",
         "rate_waits": 0,
+        "rate_refused": 0,
     }
     results = lookup(adapter, "8.8.8.8", "8.8.8.8", "example.com", "example.com", "example.org")
     assert [type(r).__name__ for r in results] == [
@@ -815,8 +831,10 @@ def test_stats_figures() -> None:
         "retries": 1,
         "failures": 1,
         "skipped": 0,
+        "withheld": 0,
         "breaker": "closed",
         "rate_waits": 0,
+        "rate_refused": 0,
     }
 
 
@@ -862,3 +880,274 @@ def test_acheck_without_an_accepted_probe_says_so() -> None:
 
     adapter = probe(Script(answer(200, {})), cls=UsersOnly)
     assert run(adapter, adapter.acheck) == "no probe subject accepted: connectivity not tested"
+
+
+# -- a 404 that is not the service's --------------------------------------------------------
+
+
+def test_a_404_from_a_wrong_base_url_is_an_error_not_cached_and_fails_acheck() -> None:
+    page = answer(404, b"<html><body>Not Found</body></html>", content_type="text/html")
+    script = Script(page)
+    adapter = probe(script, max_attempts=1)
+    first, second = lookup(adapter, "8.8.8.8", "8.8.8.8")
+    for error in (first, second):
+        assert isinstance(error, EnrichmentError)
+        assert error.skipped is False
+        assert "HTTP 404" in error.message
+        assert "is base_url right?" in error.message
+    assert script.count == 2  # not cached as "not found"
+    assert adapter.stats()["failures"] == 2
+    with pytest.raises(EnrichmentError, match="not the service's not-found answer"):
+        run(adapter, adapter.acheck)
+
+
+# -- the rate limit: turns that do not come in time, turns given back ----------------------
+
+
+def test_a_lookup_whose_turn_lies_beyond_its_timeout_is_skipped_at_once() -> None:
+    script = Script(BENIGN)
+    adapter = probe(script, rate="1/min", timeout=30)
+    found, skipped = lookup(adapter, "8.8.8.8", "8.8.4.4")
+    assert isinstance(found, Reputation)
+    assert isinstance(skipped, EnrichmentError)
+    assert skipped.skipped is True
+    assert skipped.message == "skipped: rate limit, next slot in 60 s"
+    assert (skipped.adapter, skipped.subject) == ("probe", "ipv4:8.8.4.4")
+    assert script.count == 1
+    stats = adapter.stats()
+    assert (stats["skipped"], stats["failures"], stats["rate_refused"]) == (1, 0, 1)
+    assert adapter.breaker.state == "closed"
+
+
+def test_max_wait_bounds_the_wait_for_a_turn() -> None:
+    adapter = probe(Script(BENIGN), rate="1/min", max_wait="10s")
+    assert adapter.max_wait == 10.0
+    _, skipped = lookup(adapter, "8.8.8.8", "8.8.4.4")
+    assert isinstance(skipped, EnrichmentError)
+    assert skipped.message == "skipped: rate limit, next slot in 60 s"
+    with pytest.raises(ConfigurationError, match="max_wait"):
+        probe(Script(BENIGN), max_wait="soon")
+
+
+def test_the_timeout_set_after_construction_bounds_the_wait() -> None:
+    adapter = probe(Script(BENIGN), rate="1/min")  # timeout 300: a minute's wait is fine
+    adapter.timeout = 5.0  # as the configuration's `timeout` sets it
+    _, skipped = lookup(adapter, "8.8.8.8", "8.8.4.4")
+    assert isinstance(skipped, EnrichmentError)
+    assert skipped.skipped is True
+
+
+def test_cancelled_lookups_give_their_turns_back() -> None:
+    """40 look-ups at once on 4 a minute, each cut short after half a second."""
+    script = Script(BENIGN)
+    adapter = probe(script, rate="4/min")
+
+    async def one(n: int) -> str:
+        try:
+            await asyncio.wait_for(adapter.enrich(Observable.parse(f"{n:064x}")), 0.5)
+        except TimeoutError:
+            return "timeout"
+        except EnrichmentError as exc:
+            return "skipped" if exc.skipped else "failed"
+        return "ok"
+
+    async def body() -> list[str]:
+        return list(await asyncio.gather(*(one(n) for n in range(40))))
+
+    done = run(adapter, body)
+    # 4 go now; 20 have a turn within the 300 s timeout and wait for it (cut short);
+    # the 16 whose turn lies beyond it are skipped at once
+    assert (done.count("ok"), done.count("timeout"), done.count("skipped")) == (4, 20, 16)
+    assert script.count == 4
+    assert adapter.bucket.released == 20
+    assert adapter.bucket.reserve() <= 60.0  # the next one waits for the 4 used, not 599 s
+
+
+# -- a spent quota, a long Retry-After ------------------------------------------------------
+
+
+def test_a_retry_after_beyond_the_retry_time_skips_every_lookup_until_it_ends() -> None:
+    script = Script(answer(429, {"error": {"code": "QuotaExceededError"}}, retry_after="86400"))
+    adapter = probe(script)
+    first, second, third = lookup(adapter, "8.8.8.8", "8.8.4.4", "1.1.1.1")
+    for error in (first, second, third):
+        assert isinstance(error, EnrichmentError)
+        assert error.skipped is True
+        assert error.message.startswith("skipped: quota exhausted until ")
+    until = datetime.fromisoformat(first.message.rpartition(" ")[2])
+    assert abs(until - (datetime.now(UTC) + timedelta(days=1))) < timedelta(minutes=1)
+    assert script.count == 1  # no request until the quota resets
+    assert adapter.breaker.state == "closed"
+    assert adapter.stats()["skipped"] == 3
+
+
+class QuotaProbe(Probe):
+    """A service that says in its body when a spent quota resets."""
+
+    def quota_reset(self, response: httpx.Response) -> float | None:
+        body = response.json()
+        return float(body["reset_in"]) if "reset_in" in body else None
+
+
+def test_a_spent_quota_pauses_until_the_reset_and_teaches_no_rate() -> None:
+    script = Script(answer(429, {"reset_in": 7200}), BENIGN)
+    adapter = probe(script, cls=QuotaProbe)
+    [skipped] = lookup(adapter, "8.8.8.8")
+    assert isinstance(skipped, EnrichmentError)
+    assert skipped.skipped is True
+    assert skipped.message.startswith("skipped: quota exhausted until ")
+    assert 7190 < adapter.bucket.paused_for() <= 7200
+    assert adapter.bucket.learned is None  # a spent quota is no congestion
+    assert script.count == 1  # not retried: the reset is beyond max_retry_time
+
+
+def test_a_short_spent_quota_is_waited_for_and_retried() -> None:
+    script, sleeps = Script(answer(429, {"reset_in": 0.05}), BENIGN), Sleeps()
+    adapter = probe(script, sleeps, cls=QuotaProbe)
+    [found] = lookup(adapter, "8.8.8.8")
+    assert isinstance(found, Reputation)
+    assert sleeps.values == [0.05]
+
+
+# -- internal indicators never leave -----------------------------------------------------
+
+
+def test_internal_indicators_are_never_sent(caplog: pytest.LogCaptureFixture) -> None:
+    script = Script(BENIGN)
+    adapter = probe(script, internal_domains=["corp.example", ".Lab.Example.NET."])
+    assert adapter.internal_domains == ("corp.example", "lab.example.net")
+    internal = [
+        "10.1.2.3",
+        "fd00::1",
+        "http://192.168.1.1/admin",
+        "http://intranet/wiki",
+        "corp.example",
+        "ws-042.corp.example",
+        "https://wiki.corp.example/page",
+        "bdoe@corp.example",
+        "build.lab.example.net",
+    ]
+    for text in internal:
+        assert adapter.is_internal(Observable.parse(text)), text
+    results = lookup(adapter, *internal)
+    assert all(isinstance(r, EnrichmentError) and r.skipped for r in results)
+    assert results[0].message == "skipped: an internal indicator is not sent to probe"
+    assert script.count == 0
+    assert adapter.stats()["withheld"] == len(internal)
+    for text in (
+        "corp.example.evil.example",
+        "notcorp.example",
+        "http://evil.example/corp.example",
+    ):
+        assert not adapter.is_internal(Observable.parse(text)), text
+    assert not adapter.is_internal(fido.Host(name="ws-042"))
+
+
+@pytest.mark.parametrize("value", [[""], ["a b"], ["http://corp.example"], [5], 5])
+def test_internal_domains_must_be_domain_suffixes(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="internal_domains"):
+        probe(Script(BENIGN), internal_domains=value)
+
+
+def test_an_enricher_for_the_organisations_own_service_may_send_internal_ones() -> None:
+    class Own(Probe):
+        looks_up_internal = True
+
+    script = Script(BENIGN)
+    [found] = lookup(probe(script, cls=Own), "10.1.2.3")
+    assert isinstance(found, Reputation)
+    assert script.count == 1
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+def test_verification_off_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="fido")
+    probe(Script(BENIGN), verify=False)
+    assert "TLS certificate verification is off (verify = false)" in caplog.text
+    caplog.clear()
+    probe(Script(BENIGN), verify=False, base_url="http://127.0.0.1:9/")  # no TLS to check
+    assert caplog.text == ""
+
+
+def test_retry_records_carry_the_event_ids(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="fido.adapters.http")
+    lookup(probe(Script(answer(503), BENIGN)), "8.8.8.8")
+    [record] = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert hasattr(record, "event_id")
+    assert hasattr(record, "incident_id")
+
+
+# -- every external-intel enricher keeps internal indicators in --------------------------
+
+
+def _builtin(cls_name: str, transport: httpx.MockTransport) -> HttpEnricher:
+    from fido.adapters.enrichers.abuseipdb import AbuseIPDB
+    from fido.adapters.enrichers.greynoise import GreyNoise
+    from fido.adapters.enrichers.misp import MISP
+    from fido.adapters.enrichers.otx import OTX
+    from fido.adapters.enrichers.threatgrid import ThreatGrid
+    from fido.adapters.enrichers.virustotal import VirusTotal
+
+    classes: dict[str, type[HttpEnricher]] = {
+        "virustotal": VirusTotal,
+        "threatgrid": ThreatGrid,
+        "otx": OTX,
+        "abuseipdb": AbuseIPDB,
+        "greynoise": GreyNoise,
+        "misp": MISP,
+    }
+    options: dict[str, Any] = {"api_key": unique_key(), "internal_domains": ["corp.example"]}
+    if cls_name == "misp":
+        options["base_url"] = "https://misp.partner.example/"
+    return classes[cls_name](transport=transport, **options)
+
+
+INTERNAL = (
+    "10.1.2.3",
+    "192.168.0.7",
+    "fd12:3456::1",
+    "::ffff:10.0.0.1",
+    "ws-042.corp.example",
+    "http://10.1.2.3:8080/admin",
+    "https://wiki.corp.example/x",
+    "http://intranet/wiki",
+    "bdoe@corp.example",
+    "https://nas.local/share",  # on a special-use name (Observable.is_internal of the host)
+    "bob@printer.home.arpa",
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["virustotal", "threatgrid", "otx", "abuseipdb", "greynoise", "misp"]
+)
+def test_no_external_enricher_sends_an_internal_indicator(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    special = (".local", ".home.arpa", ".internal")
+    plain: Any = vars(Observable)["is_internal"]
+
+    def is_internal(self: Observable) -> bool:  # special-use names, as the model rules them
+        if self.kind is fido.ObservableKind.DOMAIN and self.value.endswith(special):
+            return True
+        return bool(plain.fget(self))
+
+    monkeypatch.setattr(Observable, "is_internal", property(is_internal))
+    script = Script(BENIGN)
+    adapter = _builtin(name, httpx.MockTransport(script))
+
+    async def body() -> list[Any]:
+        results: list[Any] = []
+        for text in INTERNAL:
+            subject = Observable.parse(text)
+            assert not adapter.accepts(subject), (name, text)
+            try:
+                results.append(await adapter.enrich(subject))
+            except EnrichmentError as exc:
+                results.append(exc)
+        return results
+
+    results = run(adapter, body)
+    assert all(isinstance(r, EnrichmentError) and r.skipped for r in results), results
+    assert script.count == 0

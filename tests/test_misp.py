@@ -159,7 +159,7 @@ def test_a_c2_address_in_a_high_threat_event_is_malicious_and_cached() -> None:
     assert [request.headers[h] for h in headers] == [KEY, "application/json", "application/json"]
     assert json.loads(request.content) == {
         "returnFormat": "json",
-        "value": IP,
+        "value": [IP],  # a list: any of the subject's spellings
         "limit": 50,
         "page": 1,
         "includeContext": True,
@@ -323,6 +323,90 @@ def test_a_malformed_answer_is_an_enrichment_error(content: bytes, message: str)
 
 
 # -- what it accepts, how it is built -------------------------------------------------------
+
+
+STORED_AS_WRITTEN = {  # a URL stored as an analyst wrote it, without the trailing slash
+    "id": "1",
+    "event_id": "7",
+    "type": "url",
+    "category": "Network activity",
+    "to_ids": True,
+    "value": "http://evil.example",
+    "Event": {"id": "7", "threat_level_id": "1", "info": "C2"},
+}
+
+
+def exact_match(request: httpx.Request) -> httpx.Response:
+    """MISP's restSearch: a value (or any of a list of them) matched exactly."""
+    asked = json.loads(request.content)["value"]
+    values = asked if isinstance(asked, list) else [asked]
+    hit = [STORED_AS_WRITTEN] if STORED_AS_WRITTEN["value"] in values else []
+    return httpx.Response(200, json={"response": {"Attribute": hit}})
+
+
+def test_a_url_stored_without_its_trailing_slash_is_found() -> None:
+    subject = Observable.parse("http://evil.example")
+    assert subject.value == "http://evil.example/"  # fido's normal form
+    found = lookup(make(exact_match), "http://evil.example")
+    assert isinstance(found, Reputation)
+    assert (found.verdict, found.label) == (Verdict.MALICIOUS, "C2")
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("http://evil.example", ["http://evil.example/", "http://evil.example"]),
+        ("http://evil.example/a/", ["http://evil.example/a/", "http://evil.example/a"]),
+        ("http://evil.example/a?b=1", ["http://evil.example/a?b=1"]),
+        (IP, [IP]),
+        ("bob@Evil.Example", ["bob@evil.example"]),
+    ],
+)
+def test_every_spelling_is_asked_for_in_one_search(text: str, values: list[str]) -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"response": {"Attribute": []}})
+
+    assert lookup(make(handler), text) is None
+    [request] = requests
+    assert json.loads(request.content)["value"] == values
+
+
+def test_the_text_an_observable_keeps_is_asked_for_too() -> None:
+    class Written(Observable):
+        original = "HTTP://Evil.Example"
+
+    subject = Written(fido.ObservableKind.URL, "HTTP://Evil.Example")
+    adapter = make(reply({}))
+    assert adapter.query(subject)["value"] == [
+        "http://evil.example/",
+        "HTTP://Evil.Example",
+        "http://evil.example",
+    ]
+
+
+def test_a_404_that_is_not_no_matches_is_an_error() -> None:
+    adapter = make(reply({"detail": "Not Found"}, 404), base_url="https://misp.example.org/misp/")
+    with pytest.raises(EnrichmentError, match="HTTP 404") as caught:
+        lookup(adapter, IP)
+    assert "is base_url right?" in caught.value.message
+
+
+def test_internal_indicators_only_with_lookup_internal() -> None:
+    internal = ("10.1.2.3", "http://wiki.corp.example/x", "bob@corp.example", "ws.corp.example")
+    adapter = make(reply({}), internal_domains=["corp.example"])
+    own = make(reply(payload(C2)), internal_domains=["corp.example"], lookup_internal=True)
+    for text in internal:
+        assert not adapter.accepts(Observable.parse(text)), text
+        assert own.accepts(Observable.parse(text)), text
+    with pytest.raises(EnrichmentError, match="internal indicator") as caught:
+        lookup(adapter, "10.1.2.3")
+    assert caught.value.skipped is True
+    assert lookup(own, "10.1.2.3") is None  # asked: the instance is the organisation's own
+    with pytest.raises(ConfigurationError, match="lookup_internal is true or false"):
+        make(reply({}), lookup_internal="yes")
 
 
 def test_accepts() -> None:

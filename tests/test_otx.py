@@ -195,6 +195,12 @@ def test_tags_and_names_are_bounded() -> None:
     [
         ("2001:4860:4860::8888", "IPv6/2001%3A4860%3A4860%3A%3A8888", "ip"),
         ("www.evil.example.net", "hostname/www.evil.example.net", "hostname"),
+        ("evil.example", "domain/evil.example", "domain"),
+        ("evil.co.uk", "domain/evil.co.uk", "domain"),
+        ("evil.com.au", "domain/evil.com.au", "domain"),
+        ("www.evil.co.uk", "hostname/www.evil.co.uk", "hostname"),
+        ("a.b.evil.co.jp", "hostname/a.b.evil.co.jp", "hostname"),
+        ("evil.example.uk", "hostname/evil.example.uk", "hostname"),  # example.uk: no suffix
         ("d41d8cd98f00b204e9800998ecf8427e", "file/d41d8cd98f00b204e9800998ecf8427e", "file"),
         ("da39a3ee5e6b4b0d3255bfef95601890afd80709", "file/", "file"),
         ("https://Evil.example.net/a%20b/ü?x=1&y=/z#top", "url/https%3A%2F%2F", "url"),
@@ -235,6 +241,29 @@ def test_not_found_and_refused_indicators_are_none_and_cached(status: int, body:
 
     assert run(adapter, twice) == [None, None]
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "content"),
+    [
+        (404, b"<html><h1>Not Found</h1></html>"),
+        (404, b'{"error": "not found"}'),
+        (400, b"Bad Request"),
+    ],
+)
+def test_a_404_or_400_without_otxs_detail_is_an_error(status: int, content: bytes) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(status, content=content)
+
+    adapter = make(handler, base_url="https://otx.alienvault.com/api/v2/")
+    for _ in range(2):
+        with pytest.raises(EnrichmentError, match=f"HTTP {status}") as caught:
+            lookup(adapter, IP)
+        assert "is base_url right?" in caught.value.message
+    assert len(calls) == 2
 
 
 def test_an_answer_without_pulse_info_is_an_enrichment_error() -> None:

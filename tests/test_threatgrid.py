@@ -48,8 +48,37 @@ def reply(body: Any, status: int = 200) -> Handler:
     return lambda request: httpx.Response(status, json=body)
 
 
+NO_ITEMS: Any = {"api_version": 2, "id": 1, "data": {"index": 0, "items": []}}
+DOMAINS: Any = {  # written for fido, in the shape of the search/ips sample
+    "api_version": 2,
+    "id": 9288081,
+    "data": {
+        "index": 0,
+        "items_per_page": 1000,
+        "current_item_count": 2,
+        "items": [
+            {"result": "cisco.com", "details": "/api/v2/domains/cisco.com"},
+            {"result": "www.cisco.com", "details": "/api/v2/domains/www.cisco.com"},
+        ],
+    },
+}
+
+
+def routes(seen: list[httpx.Request] | None = None, **bodies: Any) -> Handler:
+    """Answers `search/<name>` with `bodies[name]` (an empty search if not given)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        name = request.url.path.rsplit("/", 1)[-1]
+        return httpx.Response(200, json=bodies.get(name, NO_ITEMS))
+
+    return handler
+
+
 def make(handler: Handler, **options: Any) -> ThreatGrid:
-    return ThreatGrid(api_key=KEY, transport=httpx.MockTransport(handler), **options)
+    options.setdefault("api_key", KEY)
+    return ThreatGrid(transport=httpx.MockTransport(handler), **options)
 
 
 def run(adapter: ThreatGrid, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -145,7 +174,7 @@ def test_samples_that_only_touched_the_subject_give_a_capped_verdict(
     text: str, associated: str, verdict: Verdict
 ) -> None:
     adapter = make(
-        reply(payload("threatgrid_v2_search_submissions.json")),
+        routes(submissions=payload("threatgrid_v2_search_submissions.json")),
         malicious=60,
         associated=associated,
     )
@@ -199,24 +228,141 @@ def test_tags_are_bounded() -> None:
 # -- not found, errors ----------------------------------------------------------------------
 
 
-def test_no_submission_is_not_found_and_cached() -> None:
-    calls: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(1)
-        return httpx.Response(200, json={"api_version": 2, "data": {"items": []}})
-
-    adapter = make(handler)
+@pytest.mark.parametrize("text", [MD5, "cisco.com", "72.163.4.185", "http://x.example/"])
+def test_no_submission_and_no_entity_is_not_found_and_cached(text: str) -> None:
+    calls: list[httpx.Request] = []
+    adapter = make(routes(calls))
 
     async def twice() -> list[Any]:
-        return [await adapter.enrich(Observable.parse(MD5)) for _ in range(2)]
+        return [await adapter.enrich(Observable.parse(text)) for _ in range(2)]
 
     assert run(adapter, twice) == [None, None]
-    assert len(calls) == 1
+    searched = [r.url.path.rsplit("/", 1)[-1] for r in calls]
+    expected = {MD5: "artifacts", "cisco.com": "ips", "72.163.4.185": "domains"}.get(text)
+    assert sorted(searched) == sorted(["submissions", *([expected] if expected else [])])
 
 
-def test_a_404_is_not_found() -> None:
-    assert lookup(make(reply({"error": {"code": 404}}, 404)), MD5) is None
+def test_without_related_one_request_per_lookup() -> None:
+    calls: list[httpx.Request] = []
+    adapter = make(routes(calls), related=False)
+    for text in (MD5, "cisco.com", "72.163.4.185"):
+        assert lookup(adapter, text) is None
+    assert [r.url.path for r in calls] == ["/api/v2/search/submissions"] * 3
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ({"error": {"code": 404}}, "application/json"),
+        ("<html>Not Found</html>", "text/html"),
+    ],
+)
+def test_a_404_is_an_error(body: Any, content_type: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        content = body if isinstance(body, str) else json.dumps(body)
+        return httpx.Response(404, content=content, headers={"content-type": content_type})
+
+    with pytest.raises(EnrichmentError, match="HTTP 404") as caught:
+        lookup(make(handler), MD5)
+    assert "is base_url right?" in caught.value.message
+
+
+# -- the entity searches: IP addresses, domains, artifacts ----------------------------------
+
+
+def test_a_domain_gets_the_addresses_it_resolved_to() -> None:
+    seen: list[httpx.Request] = []
+    handler = routes(
+        seen,
+        submissions=payload("threatgrid_v2_search_submissions.json"),
+        ips=payload("threatgrid_v2_search_ips.json"),
+    )
+    found = lookup(make(handler), "cisco.com")
+    assert found.details["ips"] == ["72.163.4.185"]
+    assert found.details["relation"] == "associated"
+    by_path = {r.url.path: r for r in seen}
+    assert set(by_path) == {"/api/v2/search/submissions", "/api/v2/search/ips"}
+    entity = by_path["/api/v2/search/ips"]
+    assert dict(entity.url.params) == {"term": "domain", "query": "cisco.com"}
+    assert entity.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_an_address_gets_the_domains_that_resolved_to_it() -> None:
+    seen: list[httpx.Request] = []
+    found = lookup(make(routes(seen, domains=DOMAINS)), "72.163.4.185")
+    # no submission, but the sandbox saw it: a finding that says so
+    assert isinstance(found, Reputation)
+    assert (found.verdict, found.score, found.link) == (Verdict.UNKNOWN, None, None)
+    assert found.details == {
+        "relation": "observed",
+        "submissions": 0,
+        "domains": ["cisco.com", "www.cisco.com"],
+    }
+    [entity] = [r for r in seen if r.url.path == "/api/v2/search/domains"]
+    assert dict(entity.url.params) == {"term": "ip", "query": "72.163.4.185"}
+
+
+def test_a_hash_never_submitted_but_seen_as_an_artifact() -> None:
+    seen: list[httpx.Request] = []
+    found = lookup(
+        make(routes(seen, artifacts=payload("threatgrid_v2_search_artifacts.json"))), MD5
+    )
+    assert isinstance(found, Reputation)
+    assert found.verdict is Verdict.UNKNOWN
+    assert found.details == {
+        "relation": "observed",
+        "submissions": 0,
+        "artifacts": ["a2ed6cb1653b0fa64b2f53aedaafa7ea98ff895cbaee1da32bbdba6ad80587aa"],
+    }
+    assert [r.url.path for r in seen] == ["/api/v2/search/submissions", "/api/v2/search/artifacts"]
+    assert dict(seen[1].url.params) == {"term": "md5", "query": MD5}
+
+
+def test_a_submitted_hash_needs_no_artifact_search() -> None:
+    seen: list[httpx.Request] = []
+    handler = routes(seen, submissions=payload("threatgrid_v2_search_submissions.json"))
+    assert lookup(make(handler), SHA1).details["relation"] == "sample"
+    assert [r.url.path for r in seen] == ["/api/v2/search/submissions"]
+
+
+def test_entity_searches_carry_the_key_as_a_parameter_with_query_auth() -> None:
+    seen: list[httpx.Request] = []
+    lookup(make(routes(seen), auth="query"), "cisco.com")
+    assert {r.url.params["api_key"] for r in seen} == {KEY}
+    assert all("authorization" not in r.headers for r in seen)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        payload("threatgrid_v2_search_submissions.json"),  # items without a result
+        {"data": {"items": None}},
+        {"data": {"items": [{"result": 5}]}},
+        [],
+    ],
+)
+def test_an_entity_answer_of_another_shape_is_an_error(body: Any) -> None:
+    with pytest.raises(EnrichmentError, match="not an entity search answer"):
+        lookup(make(routes(ips=body)), "cisco.com")
+
+
+def test_each_entity_search_takes_a_token_of_its_own() -> None:
+    seen: list[httpx.Request] = []
+    adapter = make(routes(seen), rate="1/min", timeout=30, api_key=f"{KEY}-one-a-minute")
+    with pytest.raises(EnrichmentError, match="skipped: rate limit, next slot in 60 s") as caught:
+        lookup(adapter, "cisco.com")  # the submission search took the minute's token
+    assert caught.value.skipped is True
+    assert [r.url.path for r in seen] == ["/api/v2/search/submissions"]
+
+
+def test_an_entity_search_error_fails_the_lookup() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/ips"):
+            return httpx.Response(403, json={"error": {"message": "not allowed"}})
+        return httpx.Response(200, json=NO_ITEMS)
+
+    with pytest.raises(EnrichmentError, match="GET search/ips: HTTP 403"):
+        lookup(make(handler), "cisco.com")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -275,7 +276,7 @@ def test_a_bare_object_reads_as_the_wrapped_one() -> None:
 
 
 def test_a_url_without_an_id_links_by_its_base64_id() -> None:
-    found = lookup(make(reply({"data": {"attributes": {}}})), URL)
+    found = lookup(make(reply({"data": {"type": "url", "attributes": {}}})), URL)
     assert found.link == f"{GUI}/url/{url_id(URL)}"
     assert (found.verdict, found.detections, found.total) == (Verdict.UNKNOWN, 0, 0)
 
@@ -323,12 +324,54 @@ def test_a_quota_error_waits_for_retry_after_and_retries() -> None:
     assert adapter.stats()["retries"] == 1
 
 
-def test_a_quota_error_at_the_last_attempt_pauses_the_key() -> None:
-    quota = {"error": {"code": "QuotaExceededError", "message": "Quota exceeded"}}
-    adapter = make(reply(quota, 429), api_key=f"{KEY}-quota-2", max_attempts=1)
-    with pytest.raises(EnrichmentError, match=r"HTTP 429 \(QuotaExceededError\)"):
+QUOTA = {"error": {"code": "QuotaExceededError", "message": "Quota exceeded"}}
+
+
+def test_a_quota_error_without_retry_after_skips_the_key_for_a_minute() -> None:
+    handler, requests = recorded(QUOTA, 429)
+    adapter = make(handler, api_key=f"{KEY}-quota-2")
+    with pytest.raises(EnrichmentError, match="skipped: quota exhausted until ") as caught:
         lookup(adapter, "haiku-os.org")
-    assert 0.8 < adapter.bucket.reserve() <= 1.0  # the next look-up waits a second
+    assert caught.value.skipped is True
+    assert 59.0 < adapter.bucket.paused_for() <= 60.0  # the per-minute quota, assumed
+    assert len(requests) == 1  # a minute is beyond max_retry_time: not retried
+    adapter.max_wait = 1.0
+    with pytest.raises(EnrichmentError, match="skipped: quota exhausted until "):
+        lookup(adapter, "8.8.8.8")  # the others are skipped too, without a request
+    assert len(requests) == 1
+    assert adapter.breaker.state == "closed"
+
+
+def test_a_quota_error_again_after_the_minute_is_the_daily_quota(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("fido.adapters.enrichers.virustotal.time.monotonic", lambda: clock[0])
+    adapter = make(reply(QUOTA, 429), api_key=f"{KEY}-quota-3")
+    answer = httpx.Response(429, json=QUOTA)
+    assert adapter.quota_reset(answer) == 60.0  # the per-minute quota first
+    clock[0] += 30.0
+    assert adapter.quota_reset(answer) == 60.0  # answers to requests sent before the pause
+    clock[0] += 61.0  # after the pause: still spent, with no answer in between
+    daily = adapter.quota_reset(answer)
+    assert daily is not None
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert daily == pytest.approx((midnight - now).total_seconds(), abs=5)
+    assert adapter.quota_reset(httpx.Response(429, json=QUOTA, headers={"Retry-After": "7"})) == 7
+    assert adapter.quota_reset(httpx.Response(429, json={"error": {"code": "X"}})) is None
+
+
+def test_an_answer_between_two_quota_errors_keeps_them_per_minute() -> None:
+    answers = iter(
+        [
+            httpx.Response(429, json=QUOTA, headers={"Retry-After": "0.05"}),
+            httpx.Response(200, json=payload("vt3_domain_report.json")),
+        ]
+    )
+    adapter = make(lambda request: next(answers), api_key=f"{KEY}-quota-4")
+    assert lookup(adapter, "haiku-os.org").verdict is Verdict.BENIGN
+    assert adapter._minute_pause_ends is None
 
 
 # -- what it looks up -----------------------------------------------------------------------
@@ -449,7 +492,13 @@ def test_the_public_plan_makes_the_fifth_lookup_of_a_minute_wait() -> None:
     ],
 )
 def test_counters_are_parsed_with_defaults(stats: Any, expected: tuple[Verdict, int, int]) -> None:
-    body = {"data": {"id": "example.net", "attributes": {"last_analysis_stats": stats}}}
+    body = {
+        "data": {
+            "id": "example.net",
+            "type": "domain",
+            "attributes": {"last_analysis_stats": stats},
+        }
+    }
     found = lookup(make(reply(body)), "example.net")
     assert (found.verdict, found.detections, found.total) == expected
     assert set(found.details["stats"]) == {
@@ -468,6 +517,7 @@ def test_odd_fields_are_left_out() -> None:
     body = {
         "data": {
             "id": "example.net",
+            "type": "domain",
             "attributes": {
                 "last_analysis_stats": {"harmless": 1},
                 "tags": ["ok", 7, None],
@@ -490,9 +540,10 @@ def test_odd_fields_are_left_out() -> None:
     "body",
     [
         {"data": None},
-        {"data": {"attributes": ["x"]}},
-        {"data": {"attributes": {"last_analysis_stats": [1, 2]}}},
-        {"data": {"attributes": {"popular_threat_classification": "trojan"}}},
+        {"data": {"type": "domain", "attributes": ["x"]}},
+        {"data": {"type": "domain", "attributes": {"last_analysis_stats": [1, 2]}}},
+        {"data": {"type": "domain", "attributes": {"popular_threat_classification": "trojan"}}},
+        [1, 2, 3],
     ],
 )
 def test_an_answer_of_another_shape_is_an_error(body: Any) -> None:
@@ -500,13 +551,43 @@ def test_an_answer_of_another_shape_is_an_error(body: Any) -> None:
         lookup(make(reply(body)), "example.net")
 
 
-def test_an_answer_that_is_not_an_object_is_unknown() -> None:
-    found = lookup(make(reply([1, 2, 3])), "example.net")
-    assert (found.verdict, found.total, found.link) == (
-        Verdict.UNKNOWN,
-        0,
-        f"{GUI}/domain/example.net",
-    )
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (payload("vt3_file_rescan_analysis_ref.json"), "of type 'analysis'"),
+        (payload("vt3_domain_report.json"), "of type 'domain'"),
+        ({"data": {"attributes": {"last_analysis_stats": {"malicious": 60}}}}, "without a type"),
+    ],
+)
+def test_an_object_of_another_type_is_an_error_not_a_finding(body: Any, found: str) -> None:
+    with pytest.raises(EnrichmentError, match="unexpected answer") as caught:
+        lookup(make(reply(body)), MALICIOUS_DOC)
+    assert found in caught.value.message
+    assert "not 'file'" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><title>404 Not Found</title></html>", "text/html"),
+        (b'{"error": {"code": "NotFoundError"}', "application/json"),  # cut short
+        (b'{"detail": "Not Found"}', "application/json"),  # another API's 404
+    ],
+)
+def test_a_404_without_the_not_found_error_is_an_error(body: bytes, content_type: str) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(404, content=body, headers={"content-type": content_type})
+
+    adapter = make(handler, base_url="https://www.virustotal.com/api/v2/")
+    with pytest.raises(EnrichmentError, match="HTTP 404") as caught:
+        lookup(adapter, MALICIOUS_DOC)
+    assert "is base_url right?" in caught.value.message
+    with pytest.raises(EnrichmentError, match="not the service's not-found answer"):
+        run(adapter, adapter.acheck)
+    assert len(calls) == 2
 
 
 # -- conformance, configuration, the pipeline ----------------------------------------------

@@ -66,3 +66,15 @@ def test_a_refused_key_fails_the_check_and_is_never_shown(
     assert row["status"] == "FAILED"
     assert "401" in row["detail"]
     assert KEY not in json.dumps(rows) + str(capsys.readouterr())
+
+
+def test_a_wrong_base_url_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeService() as service:  # no route: every path answers the server's own 404
+        code, rows = check(config(tmp_path, service), monkeypatch)
+        (request,) = service.requests
+    assert code == 1
+    (row,) = [r for r in rows if r["part"] == "enricher"]
+    assert row["status"] == "FAILED"
+    assert "HTTP 404" in row["detail"]
+    assert "is base_url right?" in row["detail"]
+    assert request.path == "/api/v2/check"

@@ -165,6 +165,59 @@ def test_not_found_over_the_wire(service: FakeService) -> None:
     assert service.count(files(9)) == 1
 
 
+def test_a_wrong_base_url_is_an_error_not_not_found(service: FakeService) -> None:
+    # the fake service answers any unknown path with a 404 of its own: a wrong base_url
+    adapter = make(service, base_url=service.url("/api/v2/"))
+    for _ in range(2):
+        with pytest.raises(EnrichmentError, match="HTTP 404") as caught:
+            lookup(adapter, sha256(12))
+        assert "is base_url right?" in caught.value.message
+    assert service.count("/api/v2/files/.*") == 2  # never cached as "not found"
+    with pytest.raises(EnrichmentError, match="not the service's not-found answer"):
+        run([adapter], adapter.acheck)
+
+
+def test_a_spent_quota_skips_every_lookup_with_the_key(service: FakeService) -> None:
+    service.route("GET", files(13, 14, 15), Reply(429, QUOTA, headers={"Retry-After": "86400"}))
+    adapter = make(service, api_key=f"{KEY}-spent")
+
+    async def body() -> list[EnrichmentError]:
+        errors = []
+        for n in (13, 14, 15):
+            with pytest.raises(EnrichmentError) as caught:
+                await adapter.enrich(Observable.parse(sha256(n)))
+            errors.append(caught.value)
+        return errors
+
+    started = time.monotonic()
+    errors = run([adapter], body)
+    assert time.monotonic() - started < 5.0  # skipped at once, not waiting for the timeout
+    assert all(e.skipped for e in errors)
+    assert all(e.message.startswith("skipped: quota exhausted until ") for e in errors)
+    assert service.count(files(13, 14, 15)) == 1  # the others sent no request
+    assert adapter.breaker.state == "closed"
+
+
+def test_a_turn_beyond_the_timeout_is_skipped_without_a_request(service: FakeService) -> None:
+    service.route("GET", files(16, 17), CLEAN)
+    adapter = make(service, api_key=f"{KEY}-one-a-minute", rate="1/min", timeout=10)
+
+    async def body() -> list[Any]:
+        results: list[Any] = [await adapter.enrich(Observable.parse(sha256(16)))]
+        try:
+            await adapter.enrich(Observable.parse(sha256(17)))
+        except EnrichmentError as exc:
+            results.append(exc)
+        return results
+
+    found, skipped = run([adapter], body)
+    assert isinstance(found, Reputation)
+    assert isinstance(skipped, EnrichmentError)
+    assert skipped.skipped is True
+    assert skipped.message == "skipped: rate limit, next slot in 60 s"
+    assert service.count(files(16, 17)) == 1
+
+
 def test_two_adapters_with_one_key_share_the_rate(service: FakeService) -> None:
     numbers = range(100, 110)
     service.route("GET", files(*numbers), CLEAN)

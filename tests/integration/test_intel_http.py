@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
-from tests.integration.http_server import FakeService, Reply, json_file
+from tests.integration.http_server import FakeService, Reply, Request, json_file
 
 from fido import EnrichmentError, Observable, Reputation, Verdict
 from fido.adapters.enrichers.abuseipdb import AbuseIPDB
@@ -86,6 +87,36 @@ def test_abuseipdb_waits_for_retry_after_then_succeeds(service: FakeService) -> 
     assert request.headers["accept"] == "application/json"
 
 
+def test_abuseipdb_the_daily_limit_skips_the_key_until_its_reset(service: FakeService) -> None:
+    reset = int(time.time()) + 43200
+    headers = {
+        "Retry-After": "43200",
+        "X-RateLimit-Limit": "1000",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset),
+    }
+    limit = json_file("abuseipdb_error_429_daily_limit.json")
+    service.route("GET", CHECK, Reply(429, limit.body, headers=headers))
+    before = service.count(CHECK)
+    adapter = tuned(AbuseIPDB(api_key=f"{KEY}-daily", **options(service, "/api/v2/")))
+
+    async def body() -> list[EnrichmentError]:
+        errors = []
+        for text in ("194.87.151.40", "194.87.151.41"):
+            with pytest.raises(EnrichmentError) as caught:
+                await adapter.enrich(Observable.parse(text))
+            errors.append(caught.value)
+        return errors
+
+    errors = run(adapter, body)
+    assert all(e.skipped for e in errors)
+    assert all(e.message.startswith("skipped: quota exhausted until ") for e in errors)
+    until = datetime.fromisoformat(errors[1].message.rpartition(" ")[2])
+    assert abs(until.timestamp() - reset) <= 2
+    assert service.count(CHECK) == before + 1  # the second one sent nothing
+    assert KEY not in str(errors)
+
+
 def test_abuseipdb_a_refused_address_is_asked_once(service: FakeService) -> None:
     service.route("GET", CHECK, json_file("abuseipdb_error_422_invalid_address.json", 422))
     before = service.count(CHECK)
@@ -141,7 +172,7 @@ def test_misp_waits_for_retry_after_then_succeeds(service: FakeService) -> None:
     assert request.headers["content-type"] == "application/json"
     sent = json.loads(request.body)
     assert (sent["value"], sent["returnFormat"], sent["includeContext"]) == (
-        "91.241.19.84",
+        ["91.241.19.84"],
         "json",
         True,
     )
@@ -165,3 +196,27 @@ def test_misp_malformed_json_then_the_cache(service: FakeService) -> None:
     assert first.verdict is Verdict.SUSPICIOUS
     assert (first.from_cache, second.from_cache) == (False, True)
     assert service.count(SEARCH) == before + 1
+
+
+def test_misp_finds_a_url_stored_as_written(service: FakeService) -> None:
+    stored = {
+        "id": "1",
+        "event_id": "7",
+        "type": "url",
+        "to_ids": True,
+        "value": "http://evil.example",
+        "Event": {"id": "7", "threat_level_id": "1", "info": "C2"},
+    }
+
+    def exact(request: Request) -> Reply:  # restSearch: any of the values, matched exactly
+        values = json.loads(request.body)["value"]
+        hit = [stored] if stored["value"] in values else []
+        return Reply(200, {"response": {"Attribute": hit}})
+
+    service.route("POST", SEARCH, exact)
+    adapter = tuned(MISP(api_key=KEY, **options(service, "/misp/")))
+    found = run(adapter, lambda: adapter.enrich(Observable.parse("http://evil.example")))
+    assert isinstance(found, Reputation)
+    assert (found.verdict, found.label) == (Verdict.MALICIOUS, "C2")
+    sent = json.loads(service.requests[-1].body)
+    assert sent["value"] == ["http://evil.example/", "http://evil.example"]

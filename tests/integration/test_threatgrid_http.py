@@ -105,7 +105,8 @@ def test_malformed_json_not_found_and_the_cache(service: FakeService) -> None:
 
     service.route("GET", SEARCH, Reply(404, {"error": {"code": 404}}))
     missing = make(service)
-    assert run(missing, lambda: missing.enrich(Observable.parse("b" * 64))) is None
+    with pytest.raises(EnrichmentError, match="HTTP 404"):  # a wrong base_url, not "unknown"
+        run(missing, lambda: missing.enrich(Observable.parse("b" * 64)))
 
     service.route("GET", SEARCH, json_file("threatgrid_v2_search_submissions.json"))
     cached = make(service)
@@ -118,3 +119,60 @@ def test_malformed_json_not_found_and_the_cache(service: FakeService) -> None:
     first, second = run(cached, twice)
     assert (first.from_cache, second.from_cache) == (False, True)
     assert service.count(SEARCH) == before + 1
+
+
+DOMAINS = {  # written for fido, in the shape of the search/ips sample
+    "api_version": 2,
+    "id": 9288081,
+    "data": {
+        "index": 0,
+        "items_per_page": 1000,
+        "current_item_count": 1,
+        "items": [{"result": "cisco.com", "details": "/api/v2/domains/cisco.com"}],
+    },
+}
+EMPTY = {"api_version": 2, "id": 1, "data": {"index": 0, "items": []}}
+
+
+def test_a_domain_and_an_address_with_their_entity_searches(service: FakeService) -> None:
+    service.route("GET", SEARCH, json_file("threatgrid_v2_search_submissions.json"))
+    service.route("GET", r"/api/v2/search/ips", json_file("threatgrid_v2_search_ips.json"))
+    service.route("GET", r"/api/v2/search/domains", Reply(200, DOMAINS))
+    adapter = make(service, malicious=60)
+    before = len(service.requests)
+
+    async def both() -> list[Any]:
+        return [
+            await adapter.enrich(Observable.parse("cisco.com")),
+            await adapter.enrich(Observable.parse("72.163.4.185")),
+        ]
+
+    domain, address = run(adapter, both)
+    assert isinstance(domain, Reputation)
+    assert isinstance(address, Reputation)
+    assert domain.details["ips"] == ["72.163.4.185"]
+    assert address.details["domains"] == ["cisco.com"]
+    assert (domain.verdict, address.verdict) == (Verdict.SUSPICIOUS, Verdict.SUSPICIOUS)
+    sent = {r.path: r for r in service.requests[before:]}
+    assert sent["/api/v2/search/ips"].query == {"term": ["domain"], "query": ["cisco.com"]}
+    assert sent["/api/v2/search/domains"].query == {"term": ["ip"], "query": ["72.163.4.185"]}
+    assert {r.headers["authorization"] for r in service.requests[before:]} == {f"Bearer {KEY}"}
+    assert len(service.requests) - before == 4  # two searches for each
+
+
+def test_a_hash_seen_only_as_an_artifact(service: FakeService) -> None:
+    service.route("GET", SEARCH, Reply(200, EMPTY))
+    artifacts = r"/api/v2/search/artifacts"
+    service.route("GET", artifacts, json_file("threatgrid_v2_search_artifacts.json"))
+    adapter = make(service)
+    found = run(
+        adapter, lambda: adapter.enrich(Observable.parse("f2adb5f1cfa13fbce8dcc8f3087732d9"))
+    )
+    assert isinstance(found, Reputation)
+    assert (found.verdict, found.details["relation"]) == (Verdict.UNKNOWN, "observed")
+    assert found.details["artifacts"] == [
+        "a2ed6cb1653b0fa64b2f53aedaafa7ea98ff895cbaee1da32bbdba6ad80587aa"
+    ]
+    request = service.requests[-1]
+    assert request.path == artifacts
+    assert request.query == {"term": ["md5"], "query": ["f2adb5f1cfa13fbce8dcc8f3087732d9"]}

@@ -1,144 +1,80 @@
-"""The HTTP plumbing every HTTP adapter shares: `HttpEnricher` and `HttpClient`.
-
-`HttpClient` sends requests: TLS verified by default (or against a CA bundle), a proxy,
-timeouts, keep-alive, the user agent `fido/<version>`, and retries (tenacity, kept
-private) on connect errors, timeouts, resets, 429, 500, 502, 503 and 504, with
-exponential back-off and jitter, `Retry-After` honoured (seconds or an HTTP date) and
-bounded attempts and total time; other 4xx are not retried. Requests go through several
-`httpx.AsyncClient`s with small pools, each request to the one with the fewest in flight:
-httpx 0.28's pool spends CPU that grows with the square of the connections in one pool
-(encode/httpx#3215), and checks each idle connection of a pool for every request it
-places, so 64 concurrent look-ups run as 16 pools of 4 and never queue inside a pool.
-Each retry first passes the optional `throttle` (the enricher's bucket: a retry is one
-more request against the quota, and a 429 pauses the bucket for its `Retry-After`), and
-every attempt, with its place under `concurrency` held, the optional `pace` (the bucket's
-rate learned from 429 answers, `TokenBucket.admit`).
+"""The base of every HTTP enricher, `HttpEnricher`, over `HttpClient` (`_http_client`).
 
 `HttpEnricher` is the base of the HTTP enrichers: a subclass says which subjects it
-`accepts`, how to `fetch` one (with `self.http.get_json(...)`), and the key a subject is
-cached under. The base adds the rate limit (a token bucket per adapter and credential),
-the TTL cache with single flight, the circuit breaker, `stats()`, and wraps every error
-in an `EnrichmentError` that names the adapter and the subject, never the credential.
+`accepts`, how to `fetch` one (with `self.http.get_json(...)`), the key a subject is
+cached under, which 404 answers are its vendor's "not found" (`is_not_found`; any other
+is an error: a wrong `base_url` must not pass for "unknown") and which 429 answers say a
+quota is spent (`quota_reset`). The base adds the rate limit (a token bucket per adapter
+type and credential, within what a look-up may wait: beyond it, or past a spent quota,
+the look-up is skipped at once), the TTL cache with single flight, the circuit breaker,
+the refusal of internal indicators (`is_internal`, `internal_domains`), `stats()`, and
+wraps every error in an `EnrichmentError` that names the adapter and the subject, never
+the credential. `HttpClient` (retries, small pools, secrets scrubbed) is re-exported
+from here for the adapters that send requests of their own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import email.utils
-import importlib.util
-import json
-import logging
-import math
-import random
-import ssl
+import contextvars
+import ipaddress
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Final
-from urllib.parse import quote, quote_plus
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import attrs
-import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from fido._errors import ConfigurationError, EnrichmentError
 from fido._findings import Reliability, Reputation
+from fido._logging import get_logger
 from fido._observable import Observable, ObservableKind
-from fido._version import __version__
 from fido.adapters._guards import (
     Breaker,
     LookupCache,
     RateLimit,
+    Saturated,
     TokenBucket,
     fingerprint,
     seconds,
     shared_bucket,
 )
+from fido.adapters._http_client import RETRY_STATUSES, HttpClient, HttpError, retry_after
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Mapping
+
+    import httpx
 
     from fido._findings import Finding, Subject
 
-__all__ = ["HttpClient", "HttpEnricher", "HttpError", "subject_text"]
+__all__ = [
+    "RETRY_STATUSES",
+    "HttpClient",
+    "HttpEnricher",
+    "HttpError",
+    "indicator_host",
+    "retry_after",
+    "subject_text",
+]
 
-log = logging.getLogger("fido.adapters.http")
-
-RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-_POOL: Final = 4
-"""Connections per `httpx.AsyncClient`: measured (benchmarks/bench_enrich.py), 4 costs the
-least CPU per request: 64 in one pool take 5 times as much, 16 twice, 8 about 1.5 times."""
-_PATCHED: list[bool] = []
+log = get_logger("fido.adapters.http")
 
 
-def _skip_missing_sniffio() -> None:
-    """Spare httpcore a failed `import sniffio` on each lock, event and semaphore it makes.
+def indicator_host(subject: Observable) -> str | None:
+    """The host name an indicator names: a domain, a URL's host, an e-mail's domain.
 
-    httpcore 1.0.x imports sniffio inside `current_async_library()`, several times per
-    request, and assumes asyncio when it is missing; anyio no longer installs sniffio,
-    and a failed import searches all of `sys.path` every time (encode/httpcore#1103).
-    Where sniffio is absent, the function is replaced by one that answers what it would
-    have ("asyncio") without the search; otherwise nothing changes.
+    None for hashes, file names, IP addresses and URLs on an IP address.
     """
-    if _PATCHED:
-        return
-    _PATCHED.append(True)
-    try:
-        from httpcore import _synchronization
-    except ImportError:  # pragma: no cover - httpx always brings httpcore
-        return
-    original = getattr(_synchronization, "current_async_library", None)
-    code = getattr(original, "__code__", None)
-    if (
-        code is None
-        or "sniffio" not in code.co_varnames  # a release that imports it once, or not at all
-        or getattr(_synchronization, "anyio", None) is None
-        or importlib.util.find_spec("sniffio") is not None
-    ):
-        return
-
-    def current_async_library() -> str:
-        return "asyncio"
-
-    _synchronization.current_async_library = current_async_library
-
-
-class HttpError(Exception):
-    """A request that failed: what, and whether trying again may help. Never the key."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        retryable: bool = False,
-        breaks: bool = True,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-        self.retryable = retryable
-        self.breaks = breaks
-
-
-def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a `Retry-After` header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
+    if subject.kind is ObservableKind.DOMAIN:
+        return subject.value
+    if subject.kind is ObservableKind.EMAIL:
+        return subject.value.rpartition("@")[2]
+    if subject.kind is ObservableKind.URL:
+        host = (urlsplit(subject.value).hostname or "").rstrip(".")
         try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = datetime.now(UTC).timestamp() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    return max(0.0, number) if math.isfinite(number) else None
+            ipaddress.ip_address(host)
+        except ValueError:
+            return host or None
+    return None
 
 
 def subject_text(subject: Subject) -> str:
@@ -150,286 +86,10 @@ def subject_text(subject: Subject) -> str:
     return f"{type(subject).__name__.lower()}:{key}"
 
 
-class HttpClient:
-    """Requests to one service, with retries, several small pools and no leaked secret.
-
-    Args:
-        base_url: The service's root URL.
-        headers: Sent with every request (authentication among them).
-        secrets: Strings scrubbed from every error message (the credentials).
-        timeout: Seconds per request (connect, read, write).
-        verify: Verify TLS certificates (default); False only for a lab.
-        ca_file: A CA bundle to verify against instead of the system's.
-        proxy: A proxy URL.
-        concurrency: Requests in flight at once; more wait their turn.
-        max_attempts: Tries per request, the first included.
-        max_retry_time: Seconds a request may spend retrying, in all.
-        transport: An `httpx` transport (tests use `httpx.MockTransport`).
-        on_retry: Called with the error before each retry.
-        throttle: Awaited before each retry (the enricher's `TokenBucket.acquire`; the
-            first attempt took its token before the request began).
-        pace: Awaited before each attempt, a place under `concurrency` held (the
-            enricher's `TokenBucket.admit`: the end of a pause, and the learned rate).
-    """
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        headers: Mapping[str, str] | None = None,
-        secrets: tuple[str, ...] = (),
-        timeout: float = 10.0,
-        verify: bool = True,
-        ca_file: str | None = None,
-        proxy: str | None = None,
-        concurrency: int = 64,
-        max_attempts: int = 4,
-        max_retry_time: float = 30.0,
-        backoff: float = 0.5,
-        transport: httpx.AsyncBaseTransport | None = None,
-        on_retry: Any = None,
-        throttle: Callable[[], Awaitable[None]] | None = None,
-        pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigurationError(f"base_url: expected an http(s) URL, not {base_url!r}")
-        if concurrency < 1 or max_attempts < 1:
-            raise ConfigurationError("concurrency and max_attempts must be at least 1")
-        self.base_url = base_url.rstrip("/") + "/"
-        self.headers = {"user-agent": f"fido/{__version__}", **(headers or {})}
-        self._secrets = tuple(s for s in secrets if s)
-        self.timeout = timeout
-        self.concurrency = concurrency
-        self.max_attempts = max_attempts
-        self.max_retry_time = max_retry_time
-        self.backoff = backoff
-        self._verify: ssl.SSLContext | bool = verify
-        if ca_file is not None:
-            try:
-                self._verify = ssl.create_default_context(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigurationError(f"ca_file: cannot load {ca_file}: {exc}") from None
-        self._proxy = proxy
-        self._transport = transport
-        self._on_retry = on_retry
-        self._throttle = throttle
-        self._pace = pace
-        self._clients: list[httpx.AsyncClient] = []
-        self._load: list[int] = []
-        """Requests in flight on each client."""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._gate: asyncio.Semaphore | None = None
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        """How retries wait (tests replace it)."""
-        self.requests = 0
-        self.retries = 0
-
-    def __repr__(self) -> str:
-        return f"HttpClient({self.base_url!r})"
-
-    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._gate is None:
-            # Clients and semaphores belong to one event loop: a new loop gets new ones
-            # (the old loop's connections went with it).
-            _skip_missing_sniffio()
-            if not isinstance(self._verify, ssl.SSLContext) and (
-                self._transport is None or self._proxy is not None  # else none is used
-            ):
-                # one context for all the clients: each would otherwise load the CA
-                # bundle again (tens of milliseconds apiece)
-                self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
-            self._loop = loop
-            self._gate = asyncio.Semaphore(self.concurrency)
-            count = max(1, math.ceil(self.concurrency / _POOL))
-            size = math.ceil(self.concurrency / count)
-            self._clients = [
-                httpx.AsyncClient(
-                    base_url=self.base_url,
-                    headers=self.headers,
-                    timeout=httpx.Timeout(self.timeout, pool=None),
-                    verify=self._verify,
-                    proxy=self._proxy,
-                    transport=self._transport,
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                    follow_redirects=False,
-                    trust_env=False,
-                )
-                for _ in range(count)
-            ]
-            self._load = [0] * count
-        load = self._load
-        return self._clients[load.index(min(load))], self._gate
-
-    def scrub(self, text: str) -> str:
-        """`text` without any credential in it (as it is, or escaped in a URL)."""
-        for secret in self._secrets:
-            for form in (secret, quote(secret, safe=""), quote_plus(secret, safe="")):
-                text = text.replace(form, "***")
-        return text
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        ok: tuple[int, ...] = (200,),
-        absent: tuple[int, ...] = (404,),
-    ) -> httpx.Response | None:
-        """Send a request, retrying what may succeed later.
-
-        Returns:
-            The response (status in `ok`), or None (status in `absent`: not found).
-
-        Raises:
-            HttpError: It failed for good (the message names method, path and status).
-        """
-        retrying = AsyncRetrying(
-            sleep=self._sleep,
-            stop=self._stop,
-            wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, HttpError) and e.retryable),
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1 and self._throttle is not None:
-                    await self._throttle()
-                return await self._once(method, path, params, data, json_body, ok, absent)
-        raise AssertionError("unreachable")  # pragma: no cover - reraise=True
-
-    def _stop(self, state: RetryCallState) -> bool:
-        """Whether to give up: attempts spent, time spent, or a `Retry-After` beyond it.
-
-        A server that asks for more time than is left is not asked again too early.
-        """
-        if state.attempt_number >= self.max_attempts:
-            return True
-        error = state.outcome.exception() if state.outcome is not None else None
-        after = getattr(error, "retry_after", None) or 0.0
-        return time.monotonic() - state.start_time + after >= self.max_retry_time
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome is not None else None
-        after = getattr(error, "retry_after", None)
-        elapsed = time.monotonic() - state.start_time
-        left = max(0.0, self.max_retry_time - elapsed)
-        if after is not None:
-            return min(float(after), left)
-        exponential = self.backoff * 2 ** (state.attempt_number - 1)
-        return min(random.uniform(0, exponential), left)  # noqa: S311 - jitter, not crypto
-
-    def _before_sleep(self, state: RetryCallState) -> None:
-        self.retries += 1
-        error = state.outcome.exception() if state.outcome is not None else None
-        if self._on_retry is not None:
-            self._on_retry(error)
-        log.info(
-            "%s: attempt %d failed (%s), retrying in %.2f s",
-            self.base_url,
-            state.attempt_number,
-            self.scrub(str(error)),
-            state.upcoming_sleep,
-        )
-
-    async def _once(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        data: Mapping[str, Any] | None,
-        json_body: Any,
-        ok: tuple[int, ...],
-        absent: tuple[int, ...],
-    ) -> httpx.Response | None:
-        where = f"{method} {path.split('?')[0]}"
-        _, gate = self._client()
-        async with gate:
-            if self._pace is not None:  # paced where the request is sent, retries too
-                await self._pace()
-            # the client with the fewest requests in flight: none queues inside a pool
-            client, _ = self._client()
-            load, index = self._load, self._clients.index(client)
-            load[index] += 1
-            self.requests += 1
-            try:
-                response = await client.request(
-                    method, path, params=params, data=data, json=json_body
-                )
-            except httpx.TimeoutException:
-                raise HttpError(
-                    f"{where}: timed out after {self.timeout:g} s", retryable=True
-                ) from None
-            except httpx.TransportError as exc:
-                raise HttpError(
-                    self.scrub(f"{where}: {type(exc).__name__}: {exc}"), retryable=True
-                ) from None
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a body it cannot decode...
-                raise HttpError(
-                    self.scrub(f"{where}: {type(exc).__name__}: {exc}"), breaks=False
-                ) from None
-            finally:
-                load[index] -= 1
-        status = response.status_code
-        if status in ok:
-            return response
-        if status in absent:
-            return None
-        retryable = status in RETRY_STATUSES
-        raise HttpError(
-            f"{where}: HTTP {status}{self._reason(response)}",
-            status=status,
-            retry_after=retry_after(response.headers.get("retry-after")) if retryable else None,
-            retryable=retryable,
-            breaks=retryable or status in (401, 403),
-        )
-
-    def _reason(self, response: httpx.Response) -> str:
-        """A short reason from an error body (`{"error": {"code": ...}}` and the like)."""
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return ""
-        code = None
-        if isinstance(body, dict):
-            error = body.get("error", body.get("errors", body.get("message")))
-            if isinstance(error, dict):
-                code = error.get("code") or error.get("message")
-            elif isinstance(error, list) and error and isinstance(error[0], dict):
-                code = error[0].get("detail") or error[0].get("message")
-            elif isinstance(error, str):
-                code = error
-        if not isinstance(code, str | int):
-            return ""
-        return f" ({self.scrub(str(code))[:200]})"
-
-    async def get_json(self, path: str, **kwargs: Any) -> Any:
-        """GET `path` and parse its JSON body; None if the service says not found.
-
-        Raises:
-            HttpError: The request failed, or the body is not JSON.
-        """
-        response = await self.request(kwargs.pop("method", "GET"), path, **kwargs)
-        if response is None:
-            return None
-        try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HttpError(
-                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
-            ) from None
-
-    async def aclose(self) -> None:
-        """Close the connections of the current event loop's clients."""
-        clients, self._clients = self._clients, []
-        self._loop = self._gate = None
-        for client in clients:
-            with contextlib.suppress(RuntimeError):  # their loop is gone: nothing to close
-                await client.aclose()
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "fido_http_lookup_deadline", default=None
+)
+"""When the look-up running in this task must be done (`time.monotonic()`), if it must."""
 
 
 @attrs.define
@@ -437,13 +97,21 @@ class _Counters:
     lookups: int = 0
     failures: int = 0
     skipped: int = 0
+    withheld: int = 0
 
 
 class HttpEnricher:
     """The base of fido's HTTP enrichers (see the module docstring).
 
     Subclasses set `service` (the adapter type, as registered), `default_base_url`,
-    `default_rate` (None: no limit), and implement `accepts`, `fetch` and `auth_headers`.
+    `default_rate` (None: no limit), and implement `accepts`, `fetch` and `auth_headers`;
+    `is_not_found` says which 404 answers (or other `absent` statuses) are the vendor's
+    "not found", and `quota_reset` which 429 answers say a quota is spent.
+
+    Internal indicators never leave: `enrich` refuses (`skipped`) any observable that
+    `is_internal` finds internal (an internal address, a special-use name, a name under
+    `internal_domains`, a URL or e-mail address on such a host), whatever `accepts` says;
+    only an enricher whose `looks_up_internal` is true (MISP, when told) sends them.
 
     Args:
         name: The enricher's name (the findings' source).
@@ -453,7 +121,14 @@ class HttpEnricher:
         request_timeout: Seconds per HTTP request.
         timeout: Seconds one look-up may take in all, waiting for its turn under the rate
             limit and retrying included (the pipeline gives up after it; default 300).
-        verify: Verify TLS certificates (default True).
+        max_wait: Seconds a look-up may wait for its turn under the rate limit or for the
+            end of a pause (default: its `timeout`); a longer wait is not started: the
+            look-up is skipped at once ("skipped: rate limit, next slot in N s", or
+            "skipped: quota exhausted until T").
+        internal_domains: Domain suffixes of the organisation's own names
+            (`["corp.example", "internal.example.net"]`): names under them, and URLs and
+            e-mail addresses on them, are never sent to the service.
+        verify: Verify TLS certificates (default True; False logs a warning).
         ca_file: A CA bundle to verify against.
         proxy: A proxy URL.
         concurrency: Requests in flight at once.
@@ -479,6 +154,8 @@ class HttpEnricher:
         Observable(ObservableKind.MD5, "44d88612fea8a8f36de82e1278abb02f"),  # EICAR
     )
     """Well-known subjects `acheck` looks up: the first that `accepts` takes."""
+    looks_up_internal: bool = False
+    """Whether internal indicators may be sent (only to the organisation's own service)."""
 
     def __init__(
         self,
@@ -489,6 +166,8 @@ class HttpEnricher:
         rate: Any = "default",
         request_timeout: Any = 10.0,
         timeout: Any = 300.0,
+        max_wait: Any = None,
+        internal_domains: Any = None,
         verify: bool = True,
         ca_file: str | None = None,
         proxy: str | None = None,
@@ -510,6 +189,8 @@ class HttpEnricher:
         self._key = api_key
         self.timeout = seconds(timeout, "timeout")
         """The pipeline's limit per look-up (the config's `timeout` sets it too)."""
+        self.max_wait = None if max_wait is None else seconds(max_wait, "max_wait")
+        self.internal_domains = _suffixes(internal_domains)
         try:
             self.reliability = Reliability.parse(reliability or self.default_reliability)
         except ValueError as exc:
@@ -536,9 +217,17 @@ class HttpEnricher:
             max_retry_time=seconds(max_retry_time, "max_retry_time"),
             transport=transport,
             on_retry=self._retried,
-            throttle=self.bucket.acquire,
-            pace=self.bucket.admit,
+            throttle=self._throttle,
+            pace=self._pace,
+            not_found=self.is_not_found,
+            quota=self.quota_reset,
         )
+        if not verify and self.http.base_url.startswith("https:"):
+            log.warning(
+                "%s: TLS certificate verification is off (verify = false) for %s",
+                self.name,
+                self.http.base_url,
+            )
         self._fingerprint = fingerprint(api_key)
         self._counters = _Counters()
 
@@ -563,24 +252,113 @@ class HttpEnricher:
         """Look the subject up (through `self.http`); None if the service does not know it."""
         raise NotImplementedError
 
+    def is_not_found(self, response: httpx.Response) -> bool:
+        """Whether a 404 (or another `absent` status) is the vendor's "not found" answer.
+
+        By default none is: a 404 from a wrong `base_url` (a web server's page, another
+        API's error) must not pass for "the service does not know this indicator" and be
+        cached as such. A subclass recognises its vendor's own not-found body.
+        """
+        return False
+
+    def quota_reset(self, response: httpx.Response) -> float | None:
+        """For a 429 answer: seconds until the spent quota resets; None if none is spent.
+
+        By default a 429 is a passing congestion (its `Retry-After` is honoured). A
+        subclass recognises its vendor's "quota spent" answer (a daily limit used up):
+        the look-ups with the credential are then skipped until the reset, rather than
+        waiting for it.
+        """
+        return None
+
+    def is_internal(self, subject: Subject) -> bool:
+        """Whether an observable is the organisation's own and must not leave it.
+
+        Internal addresses and special-use names (`Observable.is_internal`), names
+        under `internal_domains`, and URLs and e-mail addresses on such hosts (or on a
+        single-label name, as `http://intranet/`).
+        """
+        if not isinstance(subject, Observable):
+            return False
+        if subject.is_internal:
+            return True
+        host = indicator_host(subject)
+        if host is None:
+            return False
+        host = host.lower()
+        if any(host == s or host.endswith(f".{s}") for s in self.internal_domains):
+            return True
+        if subject.kind is ObservableKind.DOMAIN:
+            return False
+        if "." not in host:  # a URL on a single-label name (http://intranet/): a LAN's
+            return True
+        named = Observable.try_parse(host, ObservableKind.DOMAIN)
+        return named is not None and named.is_internal
+
     # -- the look-up ----------------------------------------------------------------------
+
+    def _budget(self) -> float | None:
+        """Seconds a look-up may wait for its turn: `max_wait`, else its `timeout`."""
+        if self.max_wait is not None:
+            return self.max_wait
+        return self.timeout or None
+
+    @staticmethod
+    def _left() -> float | None:
+        """Seconds left to the look-up running in this task (None: no limit)."""
+        deadline = _DEADLINE.get()
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    async def _throttle(self) -> None:
+        """Before a retry: a token, within the time the look-up has left."""
+        await self.bucket.acquire(self._left())
+
+    async def _pace(self) -> None:
+        """Before each attempt: the end of a pause and the learned rate, within the time."""
+        await self.bucket.admit(self._left())
+
+    async def take_token(self) -> None:
+        """Wait for a token for one more request of the current look-up (a second search).
+
+        Raises:
+            Saturated: Its turn lies beyond the time the look-up has left.
+        """
+        await self.bucket.acquire(self._left())
 
     def _retried(self, error: BaseException | None) -> None:
         """A 429 pauses every look-up that shares the bucket (its `Retry-After`, or 1 s).
 
-        It lowers the rate the bucket lets requests go at, too (`TokenBucket.throttled`).
+        It lowers the rate the bucket lets requests go at, too (`TokenBucket.throttled`),
+        unless it says a quota is spent: then the bucket pauses until the reset.
         """
+        if getattr(error, "status", None) != 429:
+            return
         after = getattr(error, "retry_after", None)
-        if getattr(error, "status", None) == 429:
+        if getattr(error, "spent", False) and after is not None:
+            self.bucket.pause(after)
+        else:
             self.bucket.throttled(after)
+
+    def _withheld(self, subject: Subject) -> bool:
+        return not self.looks_up_internal and self.is_internal(subject)
 
     async def enrich(self, subject: Subject) -> Finding | None:
         """The finding about `subject`, from the cache or the service.
 
         Raises:
-            EnrichmentError: The look-up failed (`skipped=True` when the breaker is open).
+            EnrichmentError: The look-up failed (`skipped=True` when the breaker is open,
+                the rate limit or a spent quota leaves no turn in time, or the subject is
+                internal).
         """
         self._counters.lookups += 1
+        if self._withheld(subject):
+            self._counters.withheld += 1
+            raise EnrichmentError(
+                f"skipped: an internal indicator is not sent to {self.service}",
+                adapter=self.name,
+                subject=subject_text(subject),
+                skipped=True,
+            )
         key = (self.service, self._fingerprint, self.cache_key(subject))
         try:
             entry, cached = await self.cache.get(key, lambda: self._guarded(subject))
@@ -595,21 +373,30 @@ class HttpEnricher:
             return None
         return attrs.evolve(finding, fetched_at=entry.fetched_at, from_cache=cached)  # type: ignore[no-any-return]
 
+    def _skip(self, subject: Subject, reason: str) -> EnrichmentError:
+        self._counters.skipped += 1
+        return EnrichmentError(
+            f"skipped: {reason}", adapter=self.name, subject=subject_text(subject), skipped=True
+        )
+
     async def _guarded(self, subject: Subject) -> Finding | None:
         if not self.breaker.allow():
-            self._counters.skipped += 1
-            raise EnrichmentError(
-                f"skipped: circuit open for {self.breaker.retry_in():.0f} s more",
-                adapter=self.name,
-                subject=subject_text(subject),
-                skipped=True,
-            )
+            raise self._skip(subject, f"circuit open for {self.breaker.retry_in():.0f} s more")
+        budget = self._budget()
+        deadline = _DEADLINE.set(None if budget is None else time.monotonic() + budget)
         try:
-            await self.bucket.acquire()
+            await self.bucket.acquire(self._left())
             finding = await self.fetch(subject)
+        except Saturated as exc:  # no turn in time (before the request, or a retry)
+            raise self._skip(subject, exc.reason()) from None
         except HttpError as exc:
             if exc.status == 429:  # given up: the pause holds back the look-ups to come
                 self._retried(exc)
+                if exc.spent or (exc.retry_after or 0.0) >= self.http.max_retry_time:
+                    wait = Saturated(
+                        max(self.bucket.paused_for(), exc.retry_after or 0.0), paused=True
+                    )
+                    raise self._skip(subject, wait.reason()) from None
             if exc.breaks:
                 self.breaker.failure()
             else:
@@ -635,8 +422,10 @@ class HttpEnricher:
                 subject=subject_text(subject),
             ) from None
         finally:
+            _DEADLINE.reset(deadline)
             # a half-open trial that ended without a verdict (cancelled by the look-up's
-            # time limit, or an error that says nothing of the service) lets another try
+            # time limit, a skip, or an error that says nothing of the service) lets
+            # another try
             self.breaker.release()
         self.breaker.success()
         self.bucket.answered()
@@ -674,7 +463,13 @@ class HttpEnricher:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Look-ups, cache hits and hit rate, requests, retries, failures, breaker state."""
+        """Look-ups, cache hits and hit rate, requests, retries, failures, skips, the rate.
+
+        `skipped`: look-ups skipped by the breaker, the rate limit or a spent quota;
+        `withheld`: internal indicators not sent; `rate_waits`: turns waited for,
+        `rate_refused`: turns refused (beyond `max_wait`) by the bucket, shared with
+        every enricher of the service and credential.
+        """
         counters = self._counters
         answered = self.cache.hits + self.cache.misses + self.cache.shared
         return {
@@ -685,10 +480,36 @@ class HttpEnricher:
             "retries": self.http.retries,
             "failures": counters.failures,
             "skipped": counters.skipped,
+            "withheld": counters.withheld,
             "breaker": self.breaker.state,
             "rate_waits": self.bucket.waits,
+            "rate_refused": self.bucket.refused,
         }
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self.http.aclose()
+
+
+def _suffixes(value: Any) -> tuple[str, ...]:
+    """The `internal_domains` option: domain suffixes, lowercased, without dots around.
+
+    Raises:
+        ConfigurationError: Not a list of domain names.
+    """
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | set | frozenset):
+        raise ConfigurationError(
+            f"internal_domains: expected a list of domain suffixes, not {value!r}"
+        )
+    found = []
+    for item in items:
+        text = item.strip().strip(".").lower() if isinstance(item, str) else ""
+        if not text or any(c.isspace() or c in "/@:" for c in text):
+            raise ConfigurationError(
+                f"internal_domains: expected domain suffixes such as 'corp.example', not {item!r}"
+            )
+        found.append(text)
+    return tuple(dict.fromkeys(found))

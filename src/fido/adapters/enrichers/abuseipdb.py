@@ -15,20 +15,28 @@ the `Key` header. The verdict comes from the abuse confidence score (0-100): an 
 AbuseIPDB whitelists is BENIGN whatever its score; otherwise `malicious` or more makes
 it MALICIOUS, `suspicious` or more SUSPICIOUS, a lower score BENIGN if the address was
 reported at all, and UNKNOWN if it never was (a finding all the same, so the incident
-shows it was checked). A 422 (AbuseIPDB refuses the address) is an error, not retried; a
-429 waits for `Retry-After` and retries, pausing every look-up that shares the key.
+shows it was checked). AbuseIPDB knows every address, so any 404 is an error (a wrong
+`base_url`), as is a 422 (AbuseIPDB refuses the address); neither is retried. A 429 with
+`X-RateLimit-Remaining: 0` is the daily limit used up: every look-up that shares the key
+is skipped ("skipped: quota exhausted until T") until `X-RateLimit-Reset` (or the
+`Retry-After`); another 429 waits for its `Retry-After` and retries, pausing every
+look-up that shares the key.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from fido._errors import ConfigurationError
 from fido._findings import Reputation, Verdict
 from fido._observable import Observable
-from fido.adapters._http import HttpEnricher
+from fido.adapters._http import HttpEnricher, retry_after
 
 if TYPE_CHECKING:
+    import httpx
+
     from fido._findings import Subject
 
 __all__ = ["AbuseIPDB"]
@@ -94,15 +102,29 @@ class AbuseIPDB(HttpEnricher):
     def accepts(self, subject: Subject) -> bool:
         """Public IPv4 and IPv6 addresses."""
         # internal addresses are not AbuseIPDB's business (and must not leak to it)
-        return isinstance(subject, Observable) and subject.kind.is_ip and not subject.is_internal
+        return (
+            isinstance(subject, Observable) and subject.kind.is_ip and not self.is_internal(subject)
+        )
 
-    async def fetch(self, subject: Subject) -> Reputation | None:
-        """The address's check answer (AbuseIPDB knows every address: never None)."""
+    def quota_reset(self, response: httpx.Response) -> float | None:
+        """Seconds until the daily limit resets, for a 429 that says it is used up.
+
+        AbuseIPDB says so with `X-RateLimit-Remaining: 0`; `X-RateLimit-Reset` is when
+        the limit resets (Unix time), else `Retry-After` says how long until then.
+        """
+        if response.headers.get("x-ratelimit-remaining", "").strip() != "0":
+            return None
+        reset = _number(response.headers.get("x-ratelimit-reset"))
+        if reset is not None:
+            # a Unix time (as AbuseIPDB sends it), or seconds from now if it is small
+            return max(0.0, reset - time.time()) if reset > 1e9 else reset
+        return retry_after(response.headers.get("retry-after"))
+
+    async def fetch(self, subject: Subject) -> Reputation:
+        """The address's check answer (AbuseIPDB knows every address: a 404 is an error)."""
         assert isinstance(subject, Observable)  # noqa: S101 - accepts() said so
         params = {"ipAddress": subject.value, "maxAgeInDays": self.max_age_days}
         body = await self.http.get_json("check", params=params)
-        if body is None:
-            return None
         return self.reputation(subject, body)
 
     def reputation(self, subject: Observable, body: Any) -> Reputation:
@@ -168,3 +190,12 @@ def _count(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     return None
+
+
+def _number(text: str | None) -> float | None:
+    """A finite, non-negative number from a header, or None."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

@@ -14,13 +14,15 @@ whether an address scans the internet (`noise`), whether it belongs to a known b
 service such as a CDN or a public resolver (`riot`, "rule it out") and how it classifies
 it. The verdict: `malicious` is MALICIOUS; a RIOT service, or a `benign` classification,
 is BENIGN; a `suspicious` classification is SUSPICIOUS; an unclassified scanner gets the
-`noise` option's verdict (SUSPICIOUS by default); anything else UNKNOWN. A 404 ("IP not
-observed scanning the internet or contained in RIOT data set") is "not known": no
-finding, cached as such.
+`noise` option's verdict (SUSPICIOUS by default); anything else UNKNOWN. A 404 whose
+body is GreyNoise's answer about the address (`ip` and `message`: "IP not observed
+scanning the internet or contained in RIOT data set") is "not known": no finding, cached
+as such; any other 404 (a wrong `base_url`) is an error.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from fido._errors import ConfigurationError
@@ -29,6 +31,8 @@ from fido._observable import Observable, ObservableKind
 from fido.adapters._http import HttpEnricher
 
 if TYPE_CHECKING:
+    import httpx
+
     from fido._findings import Subject
 
 __all__ = ["GreyNoise"]
@@ -80,7 +84,19 @@ class GreyNoise(HttpEnricher):
         return (
             isinstance(subject, Observable)
             and subject.kind is ObservableKind.IPV4
-            and not subject.is_internal
+            and not self.is_internal(subject)
+        )
+
+    def is_not_found(self, response: httpx.Response) -> bool:
+        """A 404 is "not found" only as GreyNoise's answer about the address (ip, message)."""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+        return (
+            isinstance(body, dict)
+            and isinstance(body.get("ip"), str)
+            and isinstance(body.get("message"), str)
         )
 
     async def fetch(self, subject: Subject) -> Reputation | None:

@@ -12,12 +12,16 @@ malicious_levels = [1, 2]           # event threat levels (1 high .. 4 undefined
 ```
 
 One `POST {base_url}/attributes/restSearch` per subject, with the key in the
-`Authorization` header and a JSON body asking for the attributes whose value is the
-subject's (`value`, `limit`, `includeContext` for each event's threat level and tags,
-`includeEventTags`, `enforceWarninglist`, and `to_ids` / `published` when asked). The
-answer's attributes are matched against the subject again, each part of a composite
-value (`filename|sha256`, `ip-dst|port`, `domain|ip`) on its own, after normalizing it
-as the subject was. The verdict is the strongest any matching attribute gives:
+`Authorization` header and a JSON body asking for the attributes whose value is one of
+the subject's spellings (`value`, a list, which restSearch reads as "any of them"),
+`limit`, `includeContext` for each event's threat level and tags, `includeEventTags`,
+`enforceWarninglist`, and `to_ids` / `published` when asked. MISP matches values as they
+were stored, so a URL is asked for as fido normalized it (`http://evil.example/`), as
+the alert wrote it if the observable keeps that text, and without its trailing slash
+(`http://evil.example`). The answer's attributes are matched against the subject again,
+each part of a composite value (`filename|sha256`, `ip-dst|port`, `domain|ip`) on its
+own, after normalizing it as the subject was. The verdict is the strongest any matching
+attribute gives:
 
 - MALICIOUS: flagged for detection (`to_ids`) in an event whose threat level is one of
   `malicious_levels` (default high and medium);
@@ -26,12 +30,19 @@ as the subject was. The verdict is the strongest any matching attribute gives:
   `other` or `attachment` attribute);
 - UNKNOWN: only mentioned in references (those five types): a finding all the same.
 
-No matching attribute (or a 404, which older MISP versions answer) is "not known": no
-finding, cached as such.
+No matching attribute (or a 404 "No matches.", which older MISP versions answer) is "not
+known": no finding, cached as such; any other 404 (a wrong `base_url`) is an error.
+
+Internal indicators (private addresses, special-use names such as `*.internal`, names
+under `internal_domains`, URLs and e-mail addresses on them) are not looked up unless
+`lookup_internal = true`: a MISP instance is often the organisation's own, but it may be
+a community's or a vendor's, where every search is seen by others; turn it on for an
+instance you run.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import quote
@@ -43,6 +54,8 @@ from fido.adapters._http import HttpEnricher
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    import httpx
 
     from fido._findings import Subject
 
@@ -71,7 +84,8 @@ class MISP(HttpEnricher):
         published_only: Only attributes of published events count.
         enforce_warninglist: Leave out attributes on the instance's enabled warninglists
             (known good and common values; default True).
-        lookup_internal: Look up internal addresses too (default False).
+        lookup_internal: Look up internal indicators too (default False): for an
+            instance the organisation runs itself.
         **options: As for every HTTP enricher (`api_key`, `verify`, `rate`, ...).
 
     Raises:
@@ -114,7 +128,12 @@ class MISP(HttpEnricher):
         self.ids_only = ids_only
         self.published_only = published_only
         self.enforce_warninglist = enforce_warninglist
+        if not isinstance(lookup_internal, bool):
+            raise ConfigurationError(
+                f"misp: lookup_internal is true or false, not {lookup_internal!r}"
+            )
         self.lookup_internal = lookup_internal
+        self.looks_up_internal = lookup_internal
         super().__init__(base_url=base_url, ca_file=ca_file, **options)
         self.web = self.http.base_url.rstrip("/")
 
@@ -127,16 +146,30 @@ class MISP(HttpEnricher):
         }
 
     def accepts(self, subject: Subject) -> bool:
-        """Every observable kind: hashes, addresses, domains, URLs, emails, file names."""
+        """Every observable kind: hashes, addresses, domains, URLs, emails, file names.
+
+        Internal ones only with `lookup_internal`.
+        """
         if not isinstance(subject, Observable):
             return False
-        return self.lookup_internal or not subject.is_internal
+        return self.lookup_internal or not self.is_internal(subject)
+
+    def is_not_found(self, response: httpx.Response) -> bool:
+        """A 404 is "not found" only as older MISP versions say it (`No matches.`)."""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+        if not isinstance(body, dict):
+            return False
+        said = f"{body.get('name')} {body.get('message')}".casefold()
+        return "no matches" in said
 
     def query(self, subject: Observable) -> dict[str, Any]:
         """The restSearch body for a subject."""
         body: dict[str, Any] = {
             "returnFormat": "json",
-            "value": subject.value,
+            "value": spellings(subject),
             "limit": self.limit,
             "page": 1,
             "includeContext": True,
@@ -227,6 +260,22 @@ class MISP(HttpEnricher):
             -int(level) if level in _LEVELS else -5,
             int(stamp) if stamp.isdigit() else 0,
         )
+
+
+def spellings(subject: Observable) -> list[str]:
+    """The values to ask MISP for: restSearch matches a value as it was stored.
+
+    The normalized value; the text the alert had, if the observable keeps it; and, for a
+    URL, each of those without its trailing slash (`http://evil.example/` is stored as
+    `http://evil.example` as often as not).
+    """
+    found = [subject.value]
+    original = getattr(subject, "original", None)
+    if isinstance(original, str) and original.strip():
+        found.append(original.strip())
+    if subject.kind is ObservableKind.URL:
+        found += [v.rstrip("/") for v in found if v.endswith("/") and v.rstrip("/")]
+    return list(dict.fromkeys(found))
 
 
 def _attributes(response: Any) -> list[dict[str, Any]]:

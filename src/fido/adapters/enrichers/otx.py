@@ -10,19 +10,26 @@ suspicious = 1                    # pulses for a SUSPICIOUS verdict
 ```
 
 One `GET /api/v1/indicators/{IPv4,IPv6,domain,hostname,url,file}/{indicator}/general`
-per subject, with the `X-OTX-API-KEY` header (a domain of three labels or more is a
-`hostname` to OTX; a URL is one path segment, percent-encoded). The verdict comes from
-the community's pulses (threat reports) that list the indicator: an indicator OTX
-validates as known good (`validation`, or an accepted `false_positive`) is BENIGN
-whatever the pulses say; otherwise `malicious` pulses or more make it MALICIOUS,
+per subject, with the `X-OTX-API-KEY` header (a URL is one path segment, percent-encoded).
+A registrable domain is a `domain` to OTX, a name below one a `hostname`: `evil.example`
+and `evil.co.uk` are domains, `www.evil.example` and `www.evil.co.uk` host names. Which
+names are registrable is read from a short list of common two-label public suffixes
+(`co.uk`, `com.au`, `co.jp`, ... : `MULTI_LABEL_SUFFIXES`), not the whole Public Suffix
+List: a name under a rarer one (`evil.com.bd`) is asked for as a host name.
+
+The verdict comes from the community's pulses (threat reports) that list the indicator:
+an indicator OTX validates as known good (`validation`, or an accepted `false_positive`)
+is BENIGN whatever the pulses say; otherwise `malicious` pulses or more make it MALICIOUS,
 `suspicious` or more SUSPICIOUS, and none UNKNOWN (a finding all the same, with
 `detections=0`, so the incident shows it was checked). Listed pulses that do not hold
 an indicator of the subject's type are not counted. A 404, or a 400 (OTX refuses the
-indicator), is "not known" (no finding).
+indicator), with OTX's JSON `{"detail": ...}` body is "not known" (no finding); any
+other 404 or 400 (a wrong `base_url`) is an error.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import quote
 
@@ -32,6 +39,8 @@ from fido._observable import Observable, ObservableKind
 from fido.adapters._http import HttpEnricher
 
 if TYPE_CHECKING:
+    import httpx
+
     from fido._findings import Subject
 
 __all__ = ["OTX"]
@@ -49,13 +58,58 @@ _PAGES: Final = {"IPv4": "ip", "IPv6": "ip"}
 """The web pages' names for the API's sections, where they differ."""
 _MAX_TAGS: Final = 20
 _MAX_NAMES: Final = 10
+MULTI_LABEL_SUFFIXES: Final = frozenset(
+    f"{second}.{top}"
+    for top, seconds in {
+        "uk": ("co", "org", "me", "ltd", "plc", "net", "ac", "gov", "sch", "nhs", "police"),
+        "au": ("com", "net", "org", "edu", "gov", "asn", "id"),
+        "nz": ("co", "org", "net", "ac", "govt", "geek", "school"),
+        "jp": ("co", "ne", "or", "ac", "go", "ad", "ed", "gr", "lg"),
+        "kr": ("co", "or", "ne", "ac", "go", "re"),
+        "br": ("com", "net", "org", "gov", "edu"),
+        "cn": ("com", "net", "org", "gov", "edu", "ac"),
+        "in": ("co", "net", "org", "gen", "firm", "ind", "ac", "edu", "gov"),
+        "za": ("co", "org", "net", "gov", "ac", "web"),
+        "il": ("co", "org", "net", "ac", "gov"),
+        "mx": ("com", "org", "net", "gob", "edu"),
+        "ar": ("com", "org", "net", "gob", "edu"),
+        "tr": ("com", "net", "org", "gen", "biz", "info", "gov", "edu"),
+        "tw": ("com", "net", "org", "idv", "gov", "edu"),
+        "hk": ("com", "net", "org", "gov", "edu", "idv"),
+        "sg": ("com", "net", "org", "gov", "edu"),
+        "my": ("com", "net", "org", "gov", "edu"),
+        "id": ("co", "or", "web", "ac", "go", "net"),
+        "th": ("co", "or", "in", "ac", "go", "net"),
+        "ua": ("com", "net", "org", "in", "kiev"),
+        "ru": ("com", "net", "org", "msk", "spb"),
+        "pl": ("com", "net", "org", "waw"),
+        "vn": ("com", "net", "org", "gov", "edu"),
+        "ph": ("com", "net", "org", "gov", "edu"),
+        "pk": ("com", "net", "org", "gov", "edu"),
+        "ng": ("com", "org", "net", "gov", "edu"),
+        "eg": ("com", "org", "net", "gov", "edu"),
+        "sa": ("com", "org", "net", "gov", "edu"),
+        "ir": ("co", "org", "net", "ac", "gov", "id"),
+    }.items()
+    for second in seconds
+)
+"""Two-label public suffixes common enough to matter (`co.uk`, `com.au`, ...): under one,
+a registrable domain has three labels (`evil.co.uk`). A short list, not the Public
+Suffix List; what it leaves out is asked for as a host name."""
 
 
 def section(subject: Observable) -> str:
-    """The API's section for an observable (`IPv4`, `domain`, `hostname`, `file`, ...)."""
+    """The API's section for an observable (`IPv4`, `domain`, `hostname`, `file`, ...).
+
+    A registrable domain is a `domain` (`evil.example`, `evil.co.uk`), a name below one
+    a `hostname` (`www.evil.example`, `www.evil.co.uk`).
+    """
     name = _SECTIONS[subject.kind]
-    if name == "domain" and subject.value.count(".") >= 2:
-        return "hostname"
+    if name == "domain":
+        labels = subject.value.split(".")
+        registrable = 3 if ".".join(labels[-2:]) in MULTI_LABEL_SUFFIXES else 2
+        if len(labels) > registrable:
+            return "hostname"
     return name
 
 
@@ -95,8 +149,16 @@ class OTX(HttpEnricher):
         """Hashes, public IP addresses, domains and URLs (not on internal hosts)."""
         if not isinstance(subject, Observable) or subject.kind not in _SECTIONS:
             return False
-        # internal addresses are not OTX's business (and must not leak to it)
-        return not subject.is_internal
+        # internal indicators are not OTX's business (and must not leak to it)
+        return not self.is_internal(subject)
+
+    def is_not_found(self, response: httpx.Response) -> bool:
+        """A 404 or 400 is "not known" only with OTX's JSON `{"detail": ...}` body."""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+        return isinstance(body, dict) and isinstance(body.get("detail"), str)
 
     async def fetch(self, subject: Subject) -> Reputation | None:
         """The indicator's general section, or None if OTX does not know it."""

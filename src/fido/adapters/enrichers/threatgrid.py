@@ -11,6 +11,7 @@ suspicious = 50                   # threat score for SUSPICIOUS; below it, BENIG
 associated = "suspicious"         # the strongest verdict from samples that only touched it
 samples = 25                      # submissions read per look-up, highest score first
 # kinds = ["md5", "sha1", "sha256"]   # look up hashes only
+# related = false                 # no entity searches (one request per look-up)
 ```
 
 One `GET /api/v2/search/submissions?q=<indicator>&state=succ&sort_by=threat_score&
@@ -18,14 +19,30 @@ sort_order=desc&limit=<samples>` per subject: finished analyses that match the i
 the most threatening first. For a hash, the submissions of that very file are the
 evidence (their top `threat_score`, 0-100, gives the verdict); a hash seen only inside
 other samples, and every IP address, domain and URL, is judged by the samples that
-contacted or contained it, which proves less: that verdict is capped at `associated`. No
-submission is "not known" (no finding). A 429 waits and retries; the key travels in an
-`Authorization: Bearer` header, or as the `api_key` query parameter with `auth = "query"`
-(then redacted from httpx's request log lines).
+contacted or contained it, which proves less: that verdict is capped at `associated`.
+
+With `related` (the default), the entity searches add what Threat Grid saw around the
+subject, one more request each (under the rate limit too):
+
+- an IP address: `GET /api/v2/search/domains?term=ip&query=<ip>`, the domains seen
+  resolving to it (`details["domains"]`), alongside the submission search;
+- a domain: `GET /api/v2/search/ips?term=domain&query=<domain>`, the addresses it was
+  seen resolving to (`details["ips"]`), alongside the submission search;
+- a hash no submission matches: `GET /api/v2/search/artifacts?term=<md5|sha1|sha256>&
+  query=<hash>`, the artifacts (files seen during analyses) with that checksum
+  (`details["artifacts"]`, their SHA-256).
+
+No submission and no entity is "not known" (no finding); entities without a submission
+make an UNKNOWN finding whose `relation` is `observed`. Any 404 is an error (the search
+API answers an empty list for an unknown indicator: a 404 is a wrong `base_url`). A 429
+waits and retries; the key travels in an `Authorization: Bearer` header, or as the
+`api_key` query parameter with `auth = "query"` (then redacted from httpx's request log
+lines).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -51,6 +68,16 @@ _KINDS: Final = (
     ObservableKind.URL,
 )
 _MAX_TAGS: Final = 10
+_MAX_RELATED: Final = 20
+_ENTITIES: Final = {
+    ObservableKind.IPV4: ("domains", "ip"),
+    ObservableKind.IPV6: ("domains", "ip"),
+    ObservableKind.DOMAIN: ("ips", "domain"),
+    ObservableKind.MD5: ("artifacts", "md5"),
+    ObservableKind.SHA1: ("artifacts", "sha1"),
+    ObservableKind.SHA256: ("artifacts", "sha256"),
+}
+"""The entity search for each kind: (what is searched for, the term the subject is)."""
 _AUTH: Final = ("header", "query")
 _QUERY_KEY: Final = re.compile(r"([?&]api_key=)[^&#\s\"']*", re.IGNORECASE)
 
@@ -85,6 +112,9 @@ class ThreatGrid(HttpEnricher):
         kinds: The observable kinds to look up (default: md5, sha1, sha256, ipv4, ipv6,
             domain, url).
         portal_url: The web portal the findings link to (default: the API's host).
+        related: Ask the entity searches too (default True): the domains seen resolving
+            to an IP address, the addresses a domain resolved to, the artifacts with a
+            checksum no submission matches.
         **options: As for every HTTP enricher (`api_key`, `base_url`, `rate`, ...).
 
     Raises:
@@ -106,6 +136,7 @@ class ThreatGrid(HttpEnricher):
         samples: int = 25,
         kinds: list[str] | tuple[str, ...] | None = None,
         portal_url: str | None = None,
+        related: bool = True,
         **options: Any,
     ) -> None:
         if auth not in _AUTH:
@@ -129,6 +160,9 @@ class ThreatGrid(HttpEnricher):
         if unknown:
             raise ConfigurationError(f"threatgrid: kinds: cannot look up {unknown[0]!r}")
         self.kinds = frozenset(ObservableKind(k) for k in names)
+        if not isinstance(related, bool):
+            raise ConfigurationError(f"threatgrid: related is true or false, not {related!r}")
+        self.related = related
         self.auth = auth
         self.malicious = malicious
         self.suspicious = suspicious
@@ -154,28 +188,70 @@ class ThreatGrid(HttpEnricher):
         """Hashes, public IP addresses, domains and URLs (those in `kinds`)."""
         if not isinstance(subject, Observable) or subject.kind not in self.kinds:
             return False
-        # internal addresses are not the service's business (and must not leak to it)
-        return not subject.is_internal
+        # internal indicators are not the service's business (and must not leak to it)
+        return not self.is_internal(subject)
 
-    async def fetch(self, subject: Subject) -> Reputation | None:
-        """The verdict of the matching submissions, or None if there is none."""
-        assert isinstance(subject, Observable)  # noqa: S101 - accepts() said so
-        params: dict[str, Any] = {
-            "q": subject.value,
-            "state": "succ",
-            "sort_by": "threat_score",
-            "sort_order": "desc",
-            "limit": self.samples,
-        }
+    def _params(self, **params: Any) -> dict[str, Any]:
         if self.auth == "query":
             params["api_key"] = self._key
-        body = await self.http.get_json("search/submissions", params=params)
-        if body is None:
-            return None
-        return self.reputation(subject, body)
+        return params
 
-    def reputation(self, subject: Observable, body: Any) -> Reputation | None:
-        """A `Reputation` from a submission search answer; None if it lists no submission.
+    async def fetch(self, subject: Subject) -> Reputation | None:
+        """The verdict of the matching submissions (and the related entities), if any."""
+        assert isinstance(subject, Observable)  # noqa: S101 - accepts() said so
+        search = self._params(
+            q=subject.value,
+            state="succ",
+            sort_by="threat_score",
+            sort_order="desc",
+            limit=self.samples,
+        )
+        entities: list[str] | None = None
+        if self.related and not subject.kind.is_hash and subject.kind in _ENTITIES:
+            try:  # both searches at once; the first error ends both
+                async with asyncio.TaskGroup() as group:
+                    submissions = group.create_task(
+                        self.http.get_json("search/submissions", params=search)
+                    )
+                    related = group.create_task(self.entities(subject))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None
+            body, entities = submissions.result(), related.result()
+        else:
+            body = await self.http.get_json("search/submissions", params=search)
+        found = self.reputation(subject, body, entities)
+        if found is None and self.related and subject.kind.is_hash:
+            entities = await self.entities(subject)  # a file never submitted, seen inside?
+            found = self.reputation(subject, body, entities)
+        return found
+
+    async def entities(self, subject: Observable) -> list[str]:
+        """The entity search for the subject: the `result` of each item, at most 20.
+
+        Takes a token of its own first (one more request of the look-up).
+
+        Raises:
+            ValueError: The answer is not an entity search answer.
+        """
+        what, term = _ENTITIES[subject.kind]
+        await self.take_token()
+        params = self._params(term=term, query=subject.value)
+        body = await self.http.get_json(f"search/{what}", params=params)
+        data = body.get("data") if isinstance(body, dict) else None
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ValueError(f"not an entity search answer (search/{what}: no data.items list)")
+        results = [i.get("result") for i in items if isinstance(i, dict)]
+        if len(results) != len(items) or not all(isinstance(r, str) and r for r in results):
+            raise ValueError(f"not an entity search answer (search/{what}: items without result)")
+        return list(dict.fromkeys(str(r) for r in results))[:_MAX_RELATED]
+
+    def reputation(
+        self, subject: Observable, body: Any, entities: list[str] | None = None
+    ) -> Reputation | None:
+        """A `Reputation` from a submission search answer and the related entities.
+
+        None if it lists no submission and no entity was found.
 
         Raises:
             ValueError: The body is not a submission search answer.
@@ -187,10 +263,19 @@ class ThreatGrid(HttpEnricher):
         found = [
             e["item"] for e in items if isinstance(e, dict) and isinstance(e.get("item"), dict)
         ]
+        related = {_ENTITIES[subject.kind][0]: entities} if entities else {}
         if not found:
             if items:
                 raise ValueError("not a submission search answer (items without an item)")
-            return None
+            if not related:
+                return None
+            return Reputation(  # seen by the sandbox, never in a finished submission
+                source=self.name,
+                subject=subject,
+                verdict=Verdict.UNKNOWN,
+                reliability=self.reliability,
+                details={"relation": "observed", "submissions": 0, **related},
+            )
         own = [s for s in found if _is_sample(subject, s)]
         top = max(own or found, key=lambda s: -1 if (n := _score(s)) is None else n)
         score = _score(top)
@@ -206,6 +291,7 @@ class ThreatGrid(HttpEnricher):
         for key in ("sample", "filename", "sha256", "submitted_at"):
             if isinstance(top.get(key), str):
                 details[key] = top[key]
+        details.update(related)
         return Reputation(
             source=self.name,
             subject=subject,

@@ -13,23 +13,33 @@ suspicious = 1                    # engines saying malicious or suspicious for S
 One `GET /api/v3/{files,ip_addresses,domains,urls}/{id}` per subject (URL ids are the
 URL's unpadded URL-safe base64). The verdict comes from `last_analysis_stats`: files
 have eight counters (with `type-unsupported`, `confirmed-timeout`, `failure`), the other
-objects five; missing counters count as zero. A 404 (`NotFoundError`) is "not known" (no
-finding, cached as such); a 429 (`QuotaExceededError`) waits and retries, pausing every
-look-up that shares the key.
+objects five; missing counters count as zero. The answer must be an object of the type
+asked for (`file`, `ip_address`, `domain`, `url`): any other (an `analysis`, say) is an
+error. A 404 whose body is VirusTotal's `NotFoundError` is "not known" (no finding,
+cached as such); any other 404 (a wrong `base_url`) is an error. A 429
+`QuotaExceededError` means a quota is spent: every look-up that shares the key is
+skipped ("skipped: quota exhausted until T") until it resets: after the `Retry-After`
+VirusTotal gives, else a minute (the per-minute quota), else, when the quota is still
+spent after that minute, the next 00:00 UTC (the daily quota).
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from fido._errors import ConfigurationError
 from fido._findings import Reputation, Verdict
 from fido._observable import Observable, ObservableKind
-from fido.adapters._http import HttpEnricher
+from fido.adapters._http import HttpEnricher, retry_after
 
 if TYPE_CHECKING:
+    import httpx
+
     from fido._findings import Subject
 
 __all__ = ["VirusTotal"]
@@ -44,6 +54,10 @@ _PATHS: Final = {
     ObservableKind.URL: "urls",
 }
 _GUI: Final = {"files": "file", "ip_addresses": "ip-address", "domains": "domain", "urls": "url"}
+_TYPES: Final = {"files": "file", "ip_addresses": "ip_address", "domains": "domain", "urls": "url"}
+"""The object type (`data.type`) each collection answers with."""
+_MINUTE_QUOTA: Final = 60.0
+"""Seconds a QuotaExceededError without Retry-After pauses first: the per-minute quota."""
 _STATS: Final = (
     "malicious",
     "suspicious",
@@ -97,6 +111,10 @@ class VirusTotal(HttpEnricher):
             )
         self.malicious = malicious
         self.suspicious = suspicious
+        self._quota_lock = threading.Lock()
+        self._minute_pause_ends: float | None = None
+        """When the last minute-long quota pause ended (`time.monotonic()`), if no
+        answer came since."""
         options.setdefault("rate", self.plans[plan] or "unlimited")
         super().__init__(**options)
 
@@ -105,12 +123,41 @@ class VirusTotal(HttpEnricher):
         return {"x-apikey": api_key, "accept": "application/json"}
 
     def accepts(self, subject: Subject) -> bool:
-        """Hashes, public IP addresses, domains and URLs (not URLs on internal addresses)."""
+        """Hashes, public IP addresses, domains and URLs; none internal or on an internal host."""
         if not isinstance(subject, Observable) or subject.kind not in _PATHS:
             return False
-        # internal addresses, and URLs on them, are not VirusTotal's business (and must
-        # not leak to it)
-        return not subject.is_internal
+        # internal indicators are not VirusTotal's business (and must not leak to it)
+        return not self.is_internal(subject)
+
+    def is_not_found(self, response: httpx.Response) -> bool:
+        """A 404 is "not found" only with VirusTotal's `NotFoundError` body."""
+        return _error_code(response) == "NotFoundError"
+
+    def quota_reset(self, response: httpx.Response) -> float | None:
+        """Seconds until a spent quota resets, for a `QuotaExceededError` answer.
+
+        The `Retry-After` if VirusTotal gives one. Else the quota that is spent is not
+        said: the per-minute one is assumed (a minute); a `QuotaExceededError` again for
+        a request sent after that pause, within a minute and with no answer in between,
+        means the daily quota: until the next 00:00 UTC, when VirusTotal resets it.
+        """
+        if _error_code(response) != "QuotaExceededError":
+            return None
+        given = retry_after(response.headers.get("retry-after"))
+        if given is not None:
+            return given
+        now = time.monotonic()
+        with self._quota_lock:
+            ended = self._minute_pause_ends
+            if ended is not None and ended <= now <= ended + _MINUTE_QUOTA:
+                self._minute_pause_ends = None
+                wall = datetime.now(UTC)
+                midnight = (wall + timedelta(days=1)).replace(
+                    hour=0, minute=0, second=0, microsecond=0
+                )
+                return (midnight - wall).total_seconds()
+            self._minute_pause_ends = now + _MINUTE_QUOTA
+            return _MINUTE_QUOTA
 
     async def fetch(self, subject: Subject) -> Reputation | None:
         """The object's report, or None if VirusTotal has never seen it."""
@@ -118,13 +165,27 @@ class VirusTotal(HttpEnricher):
         collection = _PATHS[subject.kind]
         ident = url_id(subject.value) if collection == "urls" else subject.value
         body = await self.http.get_json(f"{collection}/{ident}")
+        with self._quota_lock:
+            self._minute_pause_ends = None  # an answer: the quota was not spent for the day
         if body is None:
             return None
         return self.reputation(subject, body, collection)
 
     def reputation(self, subject: Observable, body: Any, collection: str) -> Reputation:
-        """A `Reputation` from a v3 object response (`{"data": {...}}` or the bare object)."""
+        """A `Reputation` from a v3 object response (`{"data": {...}}` or the bare object).
+
+        Raises:
+            ValueError: The answer is not an object of the collection's type (an
+                `analysis` where a `file` was asked for, or no type at all).
+        """
         data = body.get("data", body) if isinstance(body, dict) else {}
+        if not isinstance(data, dict):
+            raise ValueError("not a v3 object (no data)")
+        expected = _TYPES[collection]
+        if data.get("type") != expected:
+            found = data.get("type")
+            what = f"of type {found[:40]!r}" if isinstance(found, str) else "without a type"
+            raise ValueError(f"VirusTotal answered with an object {what}, not {expected!r}")
         attributes = data.get("attributes") or {}
         raw = attributes.get("last_analysis_stats") or {}
         stats = {name: _count(raw.get(name)) for name in _STATS}
@@ -170,3 +231,14 @@ class VirusTotal(HttpEnricher):
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The `error.code` of a VirusTotal error body (`NotFoundError`, ...), if it has one."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
