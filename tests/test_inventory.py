@@ -15,6 +15,7 @@ import pytest
 
 import fido
 from fido import ConfigurationError, Criticality, Dimension, Host, HostContext
+from fido.adapters.enrichers._inventory_rest import RestSource
 from fido.adapters.enrichers._inventory_rows import Reader
 from fido.adapters.enrichers.feeds import Feeds
 from fido.adapters.enrichers.inventory import Inventory
@@ -517,3 +518,48 @@ def test_pipeline_uses_feeds_and_inventory() -> None:
     assert all(c.dimension is Dimension.MACHINE for c in machine)
     assert incident.assessment.threat > 0
     assert incident.assessment.machine > 0
+
+
+# -- the REST source's next-page links ------------------------------------------------------
+
+
+def rest_source(url: str) -> RestSource:
+    return RestSource(
+        url=url,
+        api_key="token-never-sent-elsewhere",
+        auth_header="Authorization",
+        auth_scheme="Bearer",
+        records_field="results",
+        next_field="links.next",
+        max_pages=10,
+        verify=True,
+        ca_file=None,
+        proxy=None,
+        request_timeout=5.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("link", "followed"),
+    [
+        ("/api/hosts?page=2", "https://cmdb.example/api/hosts?page=2"),
+        ("?page=2", "https://cmdb.example/api/hosts?page=2"),
+        ("https://CMDB.example:443/api/hosts?page=2", "https://CMDB.example:443/api/hosts?page=2"),
+        ("http://cmdb.example/api/hosts?page=2", None),  # downgraded: the token in clear
+        ("http://cmdb.example:443/api/hosts?page=2", None),
+        ("https://cmdb.example:8443/api/hosts?page=2", None),
+        ("https://cmdb.example.evil.example/api/hosts", None),
+        ("//evil.example/api/hosts", None),
+        ("https://cmdb.example:x/api", None),
+    ],
+)
+def test_a_next_link_is_followed_only_on_the_same_scheme_host_and_port(
+    link: str, followed: str | None
+) -> None:
+    source = rest_source("https://cmdb.example/api/hosts")
+    body = {"results": [], "links": {"next": link}}
+    if followed is None:
+        with pytest.raises(ValueError, match="not on the inventory's scheme, host and port"):
+            source._next(body, source.url)
+    else:
+        assert source._next(body, source.url) == followed

@@ -133,10 +133,55 @@ def test_a_refused_credential_fails_at_construction(service: FakeService) -> Non
     assert TOKEN not in str(caught.value)
 
 
-def test_a_next_page_on_another_server_is_not_followed(service: FakeService) -> None:
-    service.route("GET", "/api/hosts", page(FIRST, "https://elsewhere.example/steal"))
-    with pytest.raises(ConfigurationError, match="another server"):
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://elsewhere.example/steal",
+        "http://localhost:{port}/api/hosts/page2",  # another host name
+        "http://127.0.0.1:{other}/api/hosts/page2",  # another port
+        "//elsewhere.example/api/hosts/page2",  # scheme-relative: another server
+    ],
+)
+def test_a_next_page_elsewhere_is_not_followed(service: FakeService, link: str) -> None:
+    url = link.format(port=service.port, other=service.port + 1)
+    service.route("GET", "/api/hosts", page(FIRST, url))
+    with pytest.raises(ConfigurationError, match="not on the inventory's scheme, host and port"):
         inventory(service)
+    assert [r.path for r in service.requests] == ["/api/hosts"]  # the token went nowhere else
+
+
+def test_it_can_be_built_inside_a_running_event_loop(service: FakeService) -> None:
+    """As in a notebook: construction fetches the inventory while a loop runs."""
+
+    async def main() -> tuple[int, HostContext | None]:
+        enricher = inventory(service)
+        try:
+            return enricher.stats()["hosts"], await enricher.enrich(Host(name="ws-107"))
+        finally:
+            await enricher.aclose()
+
+    hosts, found = asyncio.run(main())
+    assert hosts == 3
+    assert found is not None
+    assert found.owner == "eng"
+
+
+def test_paging_cut_at_max_pages_says_so(
+    service: FakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    enricher = inventory(service, max_pages=1)
+    try:
+        stats = enricher.stats()
+        assert (stats["hosts"], stats["truncated"]) == (2, True)
+        assert "stopped after max_pages = 1 pages with more to read" in caplog.text
+        assert [r.path for r in service.requests] == ["/api/hosts"]
+    finally:
+        asyncio.run(enricher.aclose())
+    whole = inventory(service)
+    try:
+        assert whole.stats()["truncated"] is False
+    finally:
+        asyncio.run(whole.aclose())
 
 
 def test_options_are_checked() -> None:

@@ -2,26 +2,35 @@
 
 The inventory is fetched with fido's HTTP plumbing (`HttpClient`: TLS verified by
 default, retries with back-off, `Retry-After`, the credential kept out of errors), in a
-private event loop on the calling thread (construction, or the reloader's thread), so
-that it works the same from a script, a service and a notebook. Each page is a JSON
-object or list read like a JSON export (`records_field`); `next_field` names the dotted
-key of the next page's URL (absolute, or relative to the first one), if the API pages.
+private event loop: on the calling thread (construction, or the reloader's thread), or on
+a worker thread when the calling thread runs an event loop already (a notebook, an async
+service), so that it works the same everywhere. Each page is a JSON object or list read
+like a JSON export (`records_field`); `next_field` names the dotted key of the next
+page's URL (absolute, or relative to the first one), if the API pages. A next page is
+followed only on the first page's scheme, host and port (the credential goes with each
+request: never to another server, never downgraded from https to http); pages beyond
+`max_pages` are not read, and the records say so (`truncated`, with a warning).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from fido._errors import ConfigurationError
+from fido._logging import get_logger
 from fido.adapters._http import HttpClient, HttpError
 from fido.adapters.enrichers import _inventory_rows as rows
 
 __all__ = ["RestSource"]
 
+log = get_logger("fido.adapters.inventory")
+
 MAX_PAGES: Final = 1000
+_PORTS: Final = {"http": 80, "https": 443}
 
 
 class RestSource:
@@ -79,17 +88,30 @@ class RestSource:
             "concurrency": 1,
         }
         HttpClient(**self._client_options)  # check the options now (a bad ca_file, ...)
+        if not verify and parts.scheme == "https":
+            log.warning("inventory: TLS certificate verification is off (verify = false)")
 
     def __repr__(self) -> str:
         return f"RestSource({self.url!r})"
 
     def fetch(self) -> rows.Records:
-        """Every page's rows (runs its own event loop: call it from a plain thread).
+        """Every page's rows, fetched in an event loop of its own.
+
+        On the calling thread, or on a worker thread if this one runs an event loop
+        already (`asyncio.run` cannot nest): the caller waits either way.
 
         Raises:
             OSError: The inventory could not be fetched (the reason, never the key).
             ValueError: A page is not JSON, or holds no list of hosts.
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._fetch()
+        with concurrent.futures.ThreadPoolExecutor(1, "fido-inventory") as worker:
+            return worker.submit(self._fetch).result()
+
+    def _fetch(self) -> rows.Records:
         try:
             return asyncio.run(self._pages())
         except HttpError as exc:
@@ -111,15 +133,40 @@ class RestSource:
                 url = self._next(body, url)
         finally:
             await client.aclose()
-        return rows.Records(found, unreadable)
+        if url is not None:
+            log.warning(
+                "inventory: %s: stopped after max_pages = %d pages with more to read; "
+                "the hosts of the pages left are missing (raise max_pages)",
+                self.url,
+                self.max_pages,
+            )
+        return rows.Records(found, unreadable, truncated=url is not None)
 
     def _next(self, body: Any, current: str) -> str | None:
+        """The next page's URL, only on the first page's scheme, host and port.
+
+        Raises:
+            ValueError: The link leads elsewhere (another server, another port, or
+                http where the inventory is https): the credential would go there.
+        """
         if self.next_field is None or not isinstance(body, dict):
             return None
         _, link = rows.get(body, self.next_field)
         if not isinstance(link, str) or not link.strip():
             return None
-        following = urljoin(current, link)
-        if urlsplit(following).netloc != urlsplit(self.url).netloc:
-            raise ValueError("the next page is on another server: not followed")
+        following = urljoin(current, link.strip())
+        try:
+            same = _origin(urlsplit(following)) == _origin(urlsplit(self.url))
+        except ValueError:  # a port that is not a number
+            same = False
+        if not same:
+            raise ValueError(
+                "the next page is not on the inventory's scheme, host and port: not followed"
+            )
         return following
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port made explicit."""
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _PORTS.get(scheme)

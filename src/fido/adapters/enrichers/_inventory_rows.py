@@ -237,10 +237,14 @@ class Reader:
 
 
 class Records(NamedTuple):
-    """What a source gave: its rows, and how many items were not rows at all."""
+    """What a source gave: its rows, and how many items were not rows at all.
+
+    `truncated`: the source had more than was read (a paged inventory cut at `max_pages`).
+    """
 
     rows: list[Mapping[str, Any]]
     unreadable: int
+    truncated: bool = False
 
 
 def get(row: Mapping[str, Any], path: str) -> tuple[str | None, Any]:

@@ -97,6 +97,7 @@ class _Hosts:
         self.hosts = 0
         self.skipped = 0
         self.bad_values = 0
+        self.truncated = False
 
     def find(self, host: Host) -> tuple[_Match, str] | None:
         """The row for the host: by fqdn, else short name, else IP; and which it was.
@@ -317,6 +318,7 @@ class Inventory:
         """Apply the field mapping to the rows; later rows win for a name or an address."""
         hosts = _Hosts(now)
         hosts.skipped = records.unreadable
+        hosts.truncated = records.truncated
         hosts.rows = len(records.rows) + records.unreadable
         for row in records.rows:
             made = self._host(row, hosts)
@@ -458,10 +460,15 @@ class Inventory:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Rows read, hosts indexed, rows skipped, values not understood, reloads, hits."""
+        """Rows read, hosts indexed, rows skipped, values not understood, reloads, hits.
+
+        `truncated`: a paged REST inventory had more pages than `max_pages`; the hosts
+        of the pages left unread are missing.
+        """
         hosts = self._hosts
         return {
             "rows": hosts.rows,
+            "truncated": hosts.truncated,
             "hosts": hosts.hosts,
             "skipped": hosts.skipped,
             "bad_values": hosts.bad_values,
