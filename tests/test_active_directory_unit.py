@@ -7,17 +7,29 @@ fake ldap3 connection.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ldap3.protocol.convert import prepare_filter_for_sending
 
-from fido import ConfigurationError, Host, HostContext, Observable, User, UserContext
+from fido import (
+    ConfigurationError,
+    EnrichmentError,
+    Host,
+    HostContext,
+    Observable,
+    User,
+    UserContext,
+)
 from fido.adapters.enrichers import _ad_support as ad
+from fido.adapters.enrichers import active_directory
 from fido.adapters.enrichers.active_directory import ActiveDirectory
 
 if TYPE_CHECKING:
@@ -547,5 +559,83 @@ def test_a_paged_search_is_cut_at_its_limit_and_abandoned() -> None:
         assert options["paged_size"] == 0  # tells the server to stop
         assert (options["paged_cookie"], options["attributes"]) == (b"more", ["1.1"])
         assert (base, query) == connection.searches[0][:2]
+    finally:
+        enricher.close()
+
+
+# -- StartTLS refused, one search for concurrent look-ups ------------------------------------
+
+
+class RefusingStartTls:
+    """An ldap3 connection whose server refuses StartTLS (start_tls() says False)."""
+
+    binds: ClassVar[int] = 0
+
+    def __init__(self, server: Any, **options: Any) -> None:
+        self.result: dict[str, Any] = {}
+
+    def open(self, read_server_info: bool = True) -> None:
+        return None
+
+    def start_tls(self, read_server_info: bool = True) -> bool:
+        self.result = {"description": "unavailable", "message": "TLS not configured"}
+        return False
+
+    def bind(self, read_server_info: bool = True) -> bool:
+        RefusingStartTls.binds += 1
+        return True
+
+    def unbind(self) -> None:
+        return None
+
+
+def test_a_refused_starttls_fails_and_never_binds_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(active_directory, "Connection", RefusingStartTls)
+    RefusingStartTls.binds = 0
+    enricher = make(url="ldap://dc1.corp.example", start_tls=True)
+    try:
+        with pytest.raises(EnrichmentError, match="StartTLS refused: unavailable") as caught:
+            asyncio.run(enricher.enrich(User("bdoe")))
+        assert RefusingStartTls.binds == 0  # the password never went over plain LDAP
+        assert SECRET not in str(caught.value)
+    finally:
+        enricher.close()
+
+
+def test_concurrent_lookups_of_one_user_share_one_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    enricher = make(cache_ttl=0)  # no cache: the single flight alone
+    searches: list[Any] = []
+    answer = UserContext(source="active_directory", display_name="Bea Doe")
+
+    def lookup(subject: Any) -> UserContext:
+        searches.append(subject)
+        time.sleep(0.05)  # a directory that takes its time
+        return answer
+
+    monkeypatch.setattr(enricher, "_lookup", lookup)
+
+    async def main() -> list[Any]:
+        same = [enricher.enrich(User("bdoe")) for _ in range(10)]
+        return list(await asyncio.gather(*same, enricher.enrich(User("carol"))))
+
+    try:
+        found = asyncio.run(main())
+        assert found == [answer] * 11
+        assert [s.name for s in searches].count("bdoe") == 1
+        assert len(searches) == 2
+        figures = enricher.stats()
+        assert (figures["lookups"], figures["shared"], figures["cache_hits"]) == (11, 9, 0)
+        asyncio.run(main())  # nothing kept with cache_ttl = 0: searched again
+        assert len(searches) == 4
+    finally:
+        enricher.close()
+
+
+def test_records_carry_the_event_ids(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="fido.adapters.enrichers.active_directory")
+    enricher = make(verify=False)
+    try:
+        [record] = [r for r in caplog.records if "verification is off" in r.getMessage()]
+        assert hasattr(record, "event_id")
     finally:
         enricher.close()

@@ -9,7 +9,6 @@ Windows FILETIME and GeneralizedTime dates, userAccountControl flags, DN parsing
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import ssl
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from ldap3.utils.dn import parse_dn
 
 from fido._errors import ConfigurationError
 from fido._findings import HostContext, UserContext
+from fido._logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
@@ -59,7 +59,7 @@ __all__ = [
     "user_filter",
 ]
 
-log = logging.getLogger("fido.adapters.enrichers.active_directory")
+log = get_logger("fido.adapters.enrichers.active_directory")
 
 DEFAULT_PRIVILEGED_GROUPS: Final = (
     "Account Operators", "Administrators", "Backup Operators", "DnsAdmins", "Domain Admins",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import logging
 import math
 import re
 import threading
@@ -36,7 +35,8 @@ from ldap3.core.exceptions import LDAPException
 
 from fido._entities import Host, User
 from fido._errors import EnrichmentError
-from fido.adapters._guards import seconds
+from fido._logging import get_logger
+from fido.adapters._guards import LookupCache, seconds
 from fido.adapters._http import subject_text
 from fido.adapters.enrichers import _ad_support as ad
 from fido.adapters.enrichers._ad_support import DEFAULT_PRIVILEGED_GROUPS, UAC_FLAGS
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PRIVILEGED_GROUPS", "UAC_FLAGS", "ActiveDirectory"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _AD_CAPABILITIES: Final = frozenset({"1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"})
 _PAGED: Final = "1.2.840.113556.1.4.319"
@@ -56,7 +56,6 @@ _MODES: Final = ("auto", "in_chain", "walk", "direct")
 _URL: Final = re.compile(r"^(ldaps?)://[^/\s?#]+/?$", re.IGNORECASE)
 _IDLE_LIMIT: Final = 240.0  # seconds: AD drops idle connections after 900 s by default
 _MAX_MATCHES: Final = 20
-_MISSING: Final = object()
 _FIGURES: Final = (
     "lookups", "cache_hits", "not_found", "errors", "searches", "pages", "connections",
 )  # fmt: skip
@@ -174,7 +173,9 @@ class ActiveDirectory:
         self.request_timeout = seconds(request_timeout, "active_directory: request_timeout")
         ttl = seconds(cache_ttl, "active_directory: cache_ttl")
         size = ad.integer("cache_size", cache_size, 1, 10_000_000)
-        self._cache: TTLCache[Any, Finding | None] | None = TTLCache(size, ttl) if ttl > 0 else None
+        # answers (and "not found") for `ttl` seconds; concurrent look-ups of one subject
+        # share one search (single flight), even with no cache (ttl 0)
+        self._answers = LookupCache(size, {"missing": ttl, "context": ttl})
         self._parents: TTLCache[str, tuple[str, ...]] = TTLCache(size, max(ttl, 1.0))
         tls = (
             ad.VerifiedTls(ad.tls_context(ca_file, verify=verify))
@@ -205,6 +206,8 @@ class ActiveDirectory:
         r"""Users (a `DOMAIN\user` only of this directory's `domains`) and named hosts."""
         if isinstance(subject, User):
             domain = subject.domain
+            if subject.upn is not None and subject.upn.endswith(f"@{domain}"):
+                domain = None  # the UPN's suffix: looked up by UPN, whatever the suffix
             return domain is None or "*" in self.domains or domain in self.domains
         if isinstance(subject, Host):
             return bool(subject.fqdn or (subject.name and not ad.is_ip(subject.name)))
@@ -220,13 +223,16 @@ class ActiveDirectory:
         if not self.accepts(subject):
             return None
         self._count("lookups")
-        key = (type(subject).__name__, subject)
-        with self._lock:
-            hit = _MISSING if self._cache is None else self._cache.get(key, _MISSING)
-        if hit is not _MISSING:
+        key = (type(subject).__name__, repr(subject))
+        entry, cached = await self._answers.get(key, lambda: self._fetch(subject))
+        finding = cast("Finding | None", entry.finding)
+        if cached:
             self._count("cache_hits")
-            cached = cast("Finding | None", hit)
-            return None if cached is None else attrs.evolve(cached, from_cache=True)
+            return None if finding is None else attrs.evolve(finding, from_cache=True)
+        return finding
+
+    async def _fetch(self, subject: Subject) -> Finding | None:
+        """One search in a worker thread (for every concurrent look-up of the subject)."""
         failure: str | None = None
         finding: Finding | None = None
         skipped = self._closed
@@ -248,9 +254,6 @@ class ActiveDirectory:
         log.debug("%s: %s: %s", self.name, subject_text(subject), "found" if finding else "none")
         if finding is None:
             self._count("not_found")
-        with self._lock:
-            if self._cache is not None:
-                self._cache[key] = finding
         return finding
 
     async def acheck(self) -> str:
@@ -278,10 +281,15 @@ class ActiveDirectory:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Look-ups, cache hits, not found, errors, searches, pages, connections opened."""
+        """Look-ups, cache hits, not found, errors, searches, pages, connections opened.
+
+        `shared`: look-ups that waited for the search another concurrent look-up of the
+        same subject had started, rather than searching again.
+        """
         with self._lock:
             figures: dict[str, Any] = dict(self._counts)
             figures["idle_connections"] = len(self._idle)
+        figures["shared"] = self._answers.shared
         figures["nested_groups"] = self._mode or "auto"
         return figures
 
@@ -357,9 +365,13 @@ class ActiveDirectory:
             failure, refused = None, False
             try:
                 connection.open(read_server_info=False)
-                if self.start_tls:
-                    connection.start_tls(read_server_info=False)
-                if not connection.bind(read_server_info=False):
+                if self.start_tls and not connection.start_tls(read_server_info=False):
+                    result = connection.result or {}
+                    failure = self._scrub(
+                        f"cannot connect to {self.urls[index]}: StartTLS refused: "
+                        f"{result.get('description')} {result.get('message') or ''}".strip()
+                    )
+                elif not connection.bind(read_server_info=False):
                     refused, result = True, connection.result or {}
                     failure = self._scrub(
                         f"bind as {self.bind_dn or 'anonymous'} refused: "
