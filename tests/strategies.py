@@ -27,7 +27,7 @@ def labels(draw: st.DrawFn) -> str:
 @st.composite
 def domains(draw: st.DrawFn) -> str:
     names = draw(st.lists(labels(), min_size=1, max_size=3))
-    unicode_label = draw(st.sampled_from([None, "bücher", "пример", "münchen"]))
+    unicode_label = draw(st.sampled_from([None, "bücher", "пример", "münchen", "faß", "ςa"]))
     if unicode_label is not None:
         names.append(unicode_label)
     tld = draw(st.sampled_from(TLDS))
@@ -42,22 +42,28 @@ def hashes(length: int) -> st.SearchStrategy[str]:
 
 @st.composite
 def urls(draw: st.DrawFn) -> str:
-    scheme = draw(st.sampled_from(["http", "https", "ftp", "HTTP", "hxxp"]))
+    scheme = draw(st.sampled_from(["http", "https", "ftp", "HTTP", "hxxp", "ssh"]))
     host = draw(
         st.one_of(
             domains(),
             st.ip_addresses(v=4).map(str),
             st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+            st.integers(min_value=0, max_value=2**32 - 1).map(str),  # 2130706433
+            st.integers(min_value=0, max_value=2**32 - 1).map(hex),  # 0x7f000001
+            st.sampled_from(["127.1", "0177.0.0.1", "0x7f.1", "10.0x10.1"]),
         )
     )
     port = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=65535)))
-    path = draw(st.text(alphabet=string.ascii_letters + string.digits + "/-_.~%", max_size=30))
-    query = draw(st.text(alphabet=string.ascii_letters + string.digits + "=&", max_size=12))
+    path = draw(
+        st.lists(st.sampled_from(["a", "B", "x.php", ".", "..", "%2e%2E", "", "~u", "%20"]))
+    )
+    separator = "/" if scheme.lower() == "ssh" else draw(st.sampled_from(["/", "\\"]))
+    query = draw(st.text(alphabet=string.ascii_letters + string.digits + "=&./\\", max_size=12))
     text = f"{scheme}://{host}"
     if port is not None:
         text += f":{port}"
     if path:
-        text += "/" + path
+        text += separator + separator.join(path)
     if query:
         text += "?" + query
     return text
@@ -78,6 +84,26 @@ def filenames(draw: st.DrawFn) -> str:
     )
     directory = draw(st.sampled_from(["", "C:\\Users\\Public\\", "/var/tmp/", "..\\"]))  # noqa: S108
     return f"{directory}{stem}.{draw(st.sampled_from(EXTENSIONS))}"
+
+
+# File names that read as something else without `kind=`: a domain (`evil.py`), a URL.
+ambiguous_filenames = st.builds(
+    "{}.{}".format,
+    st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=12),
+    st.sampled_from(["py", "sh", "app", "mov", "one", "com"]),
+) | st.sampled_from(["evil.example/x.exe", "a(.)b.exe", "C:\\Temp\\a[.]dll", "x\u202egpj.exe"])
+
+# Text that looks like an indicator: the pieces of hosts, ports, schemes and defanging,
+# with the characters that broke parsing once (superscript digits, NBSP, line breaks,
+# bidi and zero-width characters, full-width dots).
+PIECES = [
+    *["http://", "https://", "hxxp://", "[.]", "(.)", "[:]", "[at]", "@", ":", "/", "\\"],
+    *[".", "[", "]", "%", "%25", "xn--", "com", "evil", "1", "255", "::", "ffff", "80", "0x"],
+    *["\u00b2", "\u00b9", "\u0660", "\u00df", "\u00fc", "\u3002", "\uff0e", "-", "_"],
+    *["?", "#", " ", "\n", "\t", "\u00a0", "\u2028", "\u202e", "\u200b", "\u0301", "\u0130"],
+    *["\ufeff", "\x85", "..", "exe", "zip", "~", "\x00", "a" * 63, "K", "\udc80"],
+]
+indicator_like = st.lists(st.sampled_from(PIECES), min_size=1, max_size=12).map("".join)
 
 
 def raw_observables(kind: fido.ObservableKind) -> st.SearchStrategy[str]:
@@ -143,11 +169,17 @@ times = st.datetimes(
 )
 
 
+# Ids are the detector's: any text but control, format and line-separator characters.
+ids = st.text(
+    alphabet=st.characters(exclude_categories=("Cc", "Cf", "Zl", "Zp")), min_size=1, max_size=30
+).filter(str.strip)
+
+
 @st.composite
 def events(draw: st.DrawFn) -> fido.Event:
     return fido.Event(
         detector=draw(names),
-        id=draw(st.text(min_size=1, max_size=30).filter(str.strip)),
+        id=draw(ids),
         time=draw(times),
         title=draw(st.text(min_size=1, max_size=60).filter(str.strip)),
         severity=draw(st.sampled_from(list(fido.Severity))),

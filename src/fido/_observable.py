@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import ClassVar, Final
-from urllib.parse import SplitResult, urlsplit
 
 import attrs
 
+from fido import _hosts
 from fido._enums import Enum
 from fido._errors import InvalidObservable
+from fido._hosts import SCHEME as _SCHEME
+from fido._hosts import ascii_digits, ip_text, parse_ip, printable, url_host
 
 __all__ = ["Observable", "ObservableKind"]
 
@@ -87,99 +90,27 @@ _REFANG: Final = (
     (re.compile(r"\[\s*(?:@|at)\s*\]|\(\s*(?:@|at)\s*\)|\{\s*(?:@|at)\s*\}", re.I), "@"),
 )
 _REFANG_SCHEME: Final = re.compile(r"^(?:hxxps?|fxp)(?=://)", re.I)
-_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_LABEL: Final = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?$")
-_TLD: Final = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9\-]{1,59})$")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
+# The scheme and its separator as they may be written defanged: what ends the part of a
+# text that refanging touches is the first "/", "\", "?" or "#" after it.
+_HEAD: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*(?:://|\[\s*://\s*\]|\[\s*:\s*\]//)")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_INVISIBLE: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _DEFANG_SCHEMES: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 _MAX_TEXT: Final = 8192
+# Special-use names (RFC 6761 localhost, invalid and test; RFC 6762 local; RFC 8375
+# home.arpa; ICANN's internal): never names on the internet, so never worth a look-up.
+_SPECIAL_USE: Final = ("localhost", "local", "home.arpa", "internal", "invalid", "test")
 
 # File extensions that mark a dotted name as a file rather than a domain. Extensions that
 # are also top-level domains (.py, .sh, .app, .mov, .one, ...) are left out, except .zip,
 # which in an alert is almost always an archive. Pass `kind=` to decide it yourself.
-_FILE_EXTENSIONS: Final = frozenset(
-    {
-        "7z",
-        "ace",
-        "apk",
-        "appx",
-        "bat",
-        "bin",
-        "cab",
-        "chm",
-        "cmd",
-        "cpl",
-        "crx",
-        "dat",
-        "deb",
-        "dll",
-        "dmg",
-        "doc",
-        "docm",
-        "docx",
-        "dot",
-        "dotm",
-        "elf",
-        "eml",
-        "exe",
-        "gz",
-        "hta",
-        "htm",
-        "html",
-        "img",
-        "iso",
-        "jar",
-        "js",
-        "jse",
-        "lnk",
-        "lzh",
-        "msg",
-        "msi",
-        "msix",
-        "msp",
-        "ocx",
-        "pdf",
-        "pif",
-        "pkg",
-        "ppam",
-        "pps",
-        "ppsm",
-        "ppt",
-        "pptm",
-        "pptx",
-        "ps1",
-        "psm1",
-        "rar",
-        "reg",
-        "rpm",
-        "rtf",
-        "scr",
-        "sct",
-        "sys",
-        "tar",
-        "tgz",
-        "tmp",
-        "txt",
-        "url",
-        "vb",
-        "vbe",
-        "vbs",
-        "wim",
-        "wsf",
-        "wsh",
-        "xla",
-        "xlam",
-        "xll",
-        "xls",
-        "xlsb",
-        "xlsm",
-        "xlsx",
-        "xml",
-        "xz",
-        "zip",
-    }
-)
+_EXTENSION_NAMES: Final = """
+    7z ace apk appx bat bin cab chm cmd cpl crx dat deb dll dmg doc docm docx dot dotm elf
+    eml exe gz hta htm html img iso jar js jse lnk lzh msg msi msix msp ocx pdf pif pkg ppam
+    pps ppsm ppt pptm pptx ps1 psm1 rar reg rpm rtf scr sct sys tar tgz tmp txt url vb vbe
+    vbs wim wsf wsh xla xlam xll xls xlsb xlsm xlsx xml xz zip
+"""
+_FILE_EXTENSIONS: Final = frozenset(_EXTENSION_NAMES.split())
 
 
 def _fail(message: str, value: object, kind: ObservableKind | None) -> InvalidObservable:
@@ -201,83 +132,26 @@ def _normalize_ip(kind: ObservableKind, text: str) -> str:
     if value.startswith("[") and value.endswith("]"):
         value = value[1:-1]
     try:
-        address = ipaddress.ip_address(value)
+        address = parse_ip(value)
     except ValueError:
         raise _fail(f"not an {kind.value} address", text, kind) from None
     if (address.version == 4) != (kind is ObservableKind.IPV4):
         raise _fail(f"not an {kind.value} address (it is IPv{address.version})", text, kind)
-    return str(address)
+    return ip_text(address)
 
 
 def _normalize_domain(text: str, *, kind: ObservableKind, min_labels: int = 2) -> str:
-    value = text.strip().rstrip(".").lower()
-    if not value:
-        raise _fail("a domain cannot be empty", text, kind)
-    labels = value.split(".")
-    if len(labels) < min_labels:
-        raise _fail("a domain needs at least two labels (name and top-level domain)", text, kind)
-    ascii_labels = []
-    for label in labels:
-        if not label.isascii():
-            try:
-                label = label.encode("idna").decode("ascii")
-            except UnicodeError:
-                raise _fail("an internationalized label is not valid IDNA", text, kind) from None
-        if not _LABEL.match(label):
-            raise _fail(
-                "a domain label has 1-63 letters, digits, hyphens or underscores "
-                "and neither starts nor ends with a hyphen",
-                text,
-                kind,
-            )
-        ascii_labels.append(label)
-    if min_labels >= 2 and not _TLD.match(ascii_labels[-1]):
-        raise _fail("the top-level domain must be letters (or an xn-- label)", text, kind)
-    result = ".".join(ascii_labels)
-    if len(result) > 253:
-        raise _fail("a domain has at most 253 characters", text, kind)
-    return result
+    try:
+        return _hosts.domain(text, min_labels=min_labels)
+    except _hosts.HostError as exc:
+        raise _fail(str(exc), text, kind) from None
 
 
 def _normalize_url(text: str) -> str:
-    kind = ObservableKind.URL
-    value = text.strip()
-    if _CONTROL.search(value) or " " in value:
-        raise _fail("a URL cannot contain spaces or control characters", text, kind)
-    if not _SCHEME.match(value):
-        raise _fail("a URL needs a scheme, such as http://", text, kind)
     try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise _fail(f"not a URL: {exc}", text, kind) from None
-    host = _url_host(parts, text)
-    scheme = parts.scheme.lower()
-    netloc = host
-    if port is not None and _DEFAULT_PORTS.get(scheme) != port:
-        netloc = f"{host}:{port}"
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    if userinfo:
-        netloc = f"{userinfo}@{netloc}"
-    path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
-    result = f"{scheme}://{netloc}{path}"
-    if parts.query:
-        result += f"?{parts.query}"
-    if parts.fragment:
-        result += f"#{parts.fragment}"
-    return result
-
-
-def _url_host(parts: SplitResult, text: str) -> str:
-    kind = ObservableKind.URL
-    host = parts.hostname
-    if not host:
-        raise _fail("a URL needs a host", text, kind)
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return _normalize_domain(host, kind=kind, min_labels=1)
-    return f"[{address}]" if address.version == 6 else str(address)
+        return _hosts.url(text)
+    except _hosts.HostError as exc:
+        raise _fail(str(exc), text, ObservableKind.URL) from None
 
 
 def _normalize_email(text: str) -> str:
@@ -286,8 +160,12 @@ def _normalize_email(text: str) -> str:
     local, at, domain = value.rpartition("@")
     if not at or not local:
         raise _fail("an email address has the form local@domain", text, kind)
-    if len(local) > 64 or _CONTROL.search(local) or " " in local:
-        raise _fail("the local part has 1-64 characters and no spaces", text, kind)
+    if len(local) > 64 or not printable(local):
+        raise _fail(
+            "the local part has 1-64 characters, no spaces and no control characters",
+            text,
+            kind,
+        )
     return f"{local}@{_normalize_domain(domain, kind=kind)}"
 
 
@@ -333,6 +211,28 @@ def _refang_scheme(match: re.Match[str]) -> str:
     return {"hxxp": "http", "hxxps": "https"}.get(defanged, "ftp")
 
 
+def _refang_head(text: str, kind: ObservableKind | None) -> str:
+    r"""Refang the scheme and host part of a text; a URL's path, query and fragment stay.
+
+    With a scheme, the host part (after any `user@`) ends at the first `/`, `\`, `?` or
+    `#`; without one, a text that may be a URL (`evil[.]example/path`) ends it at the first
+    `/` or `\`; a text of any other kind is refanged whole.
+    """
+    head = _HEAD.match(text)
+    if head is None and kind is not None and kind is not ObservableKind.URL:
+        return refang(text)
+    start, separators = (head.end(), "/\\?#") if head else (0, "/\\")
+    end = len(text)
+    for separator in separators:
+        index = text.find(separator, start)
+        if index != -1:
+            end = min(end, index)
+    if head is None:
+        return refang(text[:end]) + text[end:]
+    userinfo, at, host = text[start:end].rpartition("@")  # a user name is not refanged
+    return refang(text[:start]) + userinfo + at + refang(host) + text[end:]
+
+
 def _looks_like_schemeless_url(text: str) -> bool:
     """`evil.example/path` or `198.51.100.7:8080/x`: a host (and port), then a path."""
     if "\\" in text or " " in text:
@@ -341,7 +241,7 @@ def _looks_like_schemeless_url(text: str) -> bool:
     if not slash or not host:
         return False
     name, _, port = host.partition(":")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    if port and not (ascii_digits(port) and 0 < int(port) < 65536):
         return False
     try:
         ipaddress.IPv4Address(name)
@@ -353,7 +253,7 @@ def _looks_like_schemeless_url(text: str) -> bool:
     return True
 
 
-def _infer(text: str) -> ObservableKind:
+def _infer(text: str, *, refanged: bool) -> ObservableKind:
     lowered = text.lower()
     if len(text) in _HASH_BY_LENGTH and _HEX.issuperset(lowered):
         return _HASH_BY_LENGTH[len(text)]
@@ -369,9 +269,13 @@ def _infer(text: str) -> ObservableKind:
     if "@" in text and "/" not in text and "\\" not in text and " " not in text:
         return ObservableKind.EMAIL
     if "/" in text or "\\" in text:
-        return ObservableKind.URL if _looks_like_schemeless_url(text) else ObservableKind.FILENAME
+        if _looks_like_schemeless_url(text):
+            return ObservableKind.URL
+        if not refanged:  # defang notation is for hosts, never for a file name
+            return ObservableKind.FILENAME
+        raise _fail("cannot infer the kind of this observable", text, None)
     stem, dot, extension = lowered.rpartition(".")
-    if dot and stem and extension in _FILE_EXTENSIONS:
+    if dot and stem and extension in _FILE_EXTENSIONS and not refanged:
         return ObservableKind.FILENAME
     try:
         _normalize_domain(text, kind=ObservableKind.DOMAIN)
@@ -382,20 +286,46 @@ def _infer(text: str) -> ObservableKind:
     raise _fail("cannot infer the kind of this observable", text, None)
 
 
+def _escape(text: str) -> str:
+    """Show invisible characters (bidi controls, line separators, C1 controls) as `<U+202E>`."""
+    if text.isprintable():
+        return text
+    return "".join(f"<U+{ord(c):04X}>" if _invisible(c) else c for c in text)
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE
+
+
+def has_invisible(text: str) -> bool:
+    """Whether a text holds a control, format (bidi, zero-width) or line-separator character."""
+    return not text.isprintable() and any(_invisible(c) for c in text)
+
+
 @attrs.frozen(init=False, repr=False, hash=False)
 class Observable:
-    """An indicator: a kind and a normalized value.
+    r"""An indicator: a kind and a normalized value.
 
     `Observable(kind, value)` normalizes and validates the value:
 
     - hashes (MD5, SHA-1, SHA-256): lowercased; length and hex digits checked;
-    - IPv4 and IPv6: the canonical form from `ipaddress` (`::0:1` becomes `::1`);
-    - domains: lowercased, trailing dot removed, internationalized labels in their
-      ASCII (`xn--`) form, label rules checked, at least two labels;
-    - URLs: scheme and host lowercased, the host normalized as above, a default port
-      dropped, an empty path made `/`; path, query and fragment are kept as they are;
+    - IPv4 and IPv6: one canonical text on every Python version (`::0:1` becomes `::1`,
+      an IPv4-mapped address is `::ffff:192.0.2.1`); a zone id is kept on a link-local
+      address only (`fe80::1%eth0`);
+    - domains: lowercased, trailing dot removed, internationalized labels in their IDNA
+      2008 ASCII (`xn--`) form (UTS 46, non-transitional: `faß.de` is `xn--fa-hia.de`),
+      label rules checked, at least two labels;
+    - URLs: read as browsers read them (WHATWG): scheme and host lowercased, the host
+      normalized as above (a numeric host such as `0x7f000001` or `127.1` becomes the
+      dotted IPv4 address), `\` taken as `/` in http(s), ws(s) and ftp URLs, a default
+      port dropped, dot segments (`/a/../b`) removed, an empty path made `/`; query and
+      fragment are kept as they are;
     - email addresses: the domain normalized, the local part kept as it is;
     - file names (or paths): surrounding white space removed, control characters refused.
+
+    Control characters are refused everywhere; spaces, line separators and format
+    characters (bidi controls, zero-width characters) in URLs, host names and email
+    addresses.
 
     Args:
         kind: The kind, as an `ObservableKind` or its name (`"sha256"`).
@@ -418,10 +348,7 @@ class Observable:
     __match_args__: ClassVar = ("kind", "value")
 
     def __init__(self, kind: ObservableKind | str, value: str) -> None:
-        try:
-            kind = ObservableKind(kind)
-        except ValueError:
-            raise _fail("unknown observable kind", kind, None) from None
+        kind = _kind(kind)
         value = _normalize(kind, value)
         self.__attrs_init__(kind, value)
         object.__setattr__(self, "key", f"{kind.value}:{value}")
@@ -442,8 +369,12 @@ class Observable:
         address; `scheme://...` is a URL; `local@domain` is an email address; a text with a
         `/` or `\`, or ending in a common file extension (`.exe`, `.docm`, `.zip`, ...), is
         a file name, unless it starts with a host (`evil.example/login`), which makes it a
-        URL with `http://` put in front; a valid domain name is a domain. Pass `kind` when
-        you know better (`Observable.parse("update.zip", kind="domain")`).
+        URL with `http://` put in front; a valid domain name is a domain. A text written
+        with defang notation (`update[.]zip`) is never a file name. Pass `kind` when you
+        know better (`Observable.parse("update.zip", kind="domain")`).
+
+        Refanging touches only the scheme and the host part: a URL's path, query and
+        fragment are kept as written, and a file name (`kind="filename"`) is not refanged.
 
         Args:
             text: The indicator, possibly defanged (`hxxp://evil[.]com`).
@@ -461,12 +392,17 @@ class Observable:
             )
         if len(text) > _MAX_TEXT:
             raise _fail(f"an observable has at most {_MAX_TEXT} characters", text, None)
-        cleaned = refang(text.strip())
-        if not cleaned:
+        stripped = text.strip()
+        if not stripped:
             raise _fail("an observable cannot be empty", text, None)
+        if kind is not None:
+            kind = _kind(kind)
+            if kind is ObservableKind.FILENAME:
+                return cls(kind, stripped)
+        cleaned = _refang_head(stripped, kind)
         if kind is None:
-            kind = _infer(cleaned)
-        if kind in (ObservableKind.URL, ObservableKind.URL.value) and not _SCHEME.match(cleaned):
+            kind = _infer(cleaned, refanged=cleaned != stripped)
+        if kind is ObservableKind.URL and not _SCHEME.match(cleaned):
             cleaned = f"http://{cleaned}"
         return cls(kind, cleaned)
 
@@ -480,30 +416,35 @@ class Observable:
 
     @property
     def is_internal(self) -> bool:
-        """Whether this is an address (or a URL on one) not worth an external look-up.
+        """Whether this indicator is not worth an external look-up.
 
         True for private (RFC 1918, RFC 4193), shared (RFC 6598), loopback, link-local,
-        multicast, documentation and reserved addresses, the same on every Python version.
-        False for every other kind.
+        multicast, documentation and reserved addresses, the same on every Python version;
+        for special-use names (`localhost` and `*.localhost`, `*.local`, `*.home.arpa`,
+        `*.internal`, `*.invalid`, `*.test`); and for URLs and email addresses on such an
+        address or name. False for hashes and file names.
         """
-        if self.kind is ObservableKind.URL:
-            host = urlsplit(self.value).hostname or ""
-            if host == "localhost":
-                return True
-            try:
-                return _is_internal(ipaddress.ip_address(host))
-            except ValueError:
-                return False
-        if self.kind.is_ip:
-            return _is_internal(ipaddress.ip_address(self.value))
-        return False
+        host = host_of(self)
+        if host is None:
+            return False
+        try:
+            address = parse_ip(host)
+        except ValueError:
+            return any(host == name or host.endswith(f".{name}") for name in _SPECIAL_USE)
+        return _is_internal(address)
 
     def defanged(self) -> str:
         """The value made safe for human-facing output: not clickable, not resolvable.
 
-        Domains and IPv4 addresses get `[.]`, IPv6 addresses `[:]`, URLs `hxxp(s)://` and
-        a defanged host, email addresses `[@]` and a defanged domain. Hashes and file
-        names are returned as they are. `Observable.parse(o.defanged()) == o`.
+        Domains and IPv4 addresses get `[.]`, IPv6 addresses `[:]`, URLs `hxxp(s)://`, a
+        defanged host and a masked password (`user:****@`), email addresses `[@]` and a
+        defanged domain. Hashes and file names are returned as they are, except that
+        invisible characters (bidi controls such as U+202E, line separators, C1 controls)
+        are shown as `<U+202E>`.
+
+        `Observable.parse(o.defanged(), o.kind) == o`, except for a URL with a password
+        and a file name with invisible characters; without `kind`, it holds for every kind
+        but file names (`evil.py` reads as a domain).
         """
         kind = self.kind
         if kind is ObservableKind.DOMAIN or kind is ObservableKind.IPV4:
@@ -512,25 +453,39 @@ class Observable:
             return self.value.replace(":", "[:]")
         if kind is ObservableKind.EMAIL:
             local, _, domain = self.value.rpartition("@")
-            return f"{local}[@]{domain.replace('.', '[.]')}"
+            return f"{_escape(local)}[@]{domain.replace('.', '[.]')}"
         if kind is ObservableKind.URL:
-            scheme, _, rest = self.value.partition("://")
-            end = len(rest)
-            for separator in "/?#":
-                index = rest.find(separator)
-                if index != -1:
-                    end = min(end, index)
-            netloc = rest[:end]
-            if not netloc.startswith("["):
-                netloc = netloc.replace(".", "[.]")
-            return f"{_DEFANG_SCHEMES.get(scheme, scheme)}://{netloc}{rest[end:]}"
-        return self.value
+            scheme, userinfo, hostport, rest = _hosts.url_parts(self.value)
+            user, colon, _ = userinfo.partition(":")
+            masked = f"{user}{':****' if colon else ''}@" if userinfo else ""
+            host = hostport.replace(".", "[.]")
+            return f"{_DEFANG_SCHEMES.get(scheme, scheme)}://{masked}{host}{_escape(rest)}"
+        return _escape(self.value)
 
     def __str__(self) -> str:
         return self.value
 
     def __repr__(self) -> str:
         return f"Observable({self.kind.value!r}, {self.value!r})"
+
+
+def host_of(observable: Observable) -> str | None:
+    """The host of a URL, the domain of an email address, a domain or an address."""
+    kind = observable.kind
+    if kind is ObservableKind.URL:
+        return url_host(observable.value)
+    if kind is ObservableKind.EMAIL:
+        return observable.value.rpartition("@")[2]
+    if kind is ObservableKind.DOMAIN or kind.is_ip:
+        return observable.value
+    return None
+
+
+def _kind(kind: object) -> ObservableKind:
+    try:
+        return ObservableKind(kind)
+    except ValueError:
+        raise _fail("unknown observable kind", kind, None) from None
 
 
 def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
