@@ -70,6 +70,9 @@ def obs(text: str, kind: ObservableKind | None = None) -> Observable:
         (K.IP, "10.0.0.5", "10.0.0.5"),
         (K.IP, "2001:DB8::0:1", "2001:db8::1"),
         (K.IP, "[2001:db8::1]", "2001:db8::1"),
+        (K.IP, "::ffff:a00:5", "::ffff:10.0.0.5"),
+        (K.IP, "2001:db8::1%eth0", "2001:db8::1"),
+        (K.CIDR, "::ffff:a00:0/120", "::ffff:10.0.0.0/120"),
         (K.CIDR, "10.1.2.3/8", "10.0.0.0/8"),
         (K.CIDR, "2001:DB8::/32", "2001:db8::/32"),
         (K.CIDR, "192.0.2.7", "192.0.2.7/32"),
@@ -77,6 +80,8 @@ def obs(text: str, kind: ObservableKind | None = None) -> Observable:
         (K.DOMAIN, "Bücher.Example", "xn--bcher-kva.example"),
         (K.URL, "HTTPS://Corp.Example:443", "https://corp.example/"),
         (K.URL, "https://corp.example/App/", "https://corp.example/App/"),
+        (K.URL, "https://corp.example/a/../app/./", "https://corp.example/app/"),
+        (K.URL, "https://corp.example\\app\\", "https://corp.example/app/"),
         (K.EMAIL, "Bob@Corp.Example", "Bob@corp.example"),
         (K.FILENAME, "  Setup.EXE ", "Setup.EXE"),
         (K.FILENAME, "*\\setup.exe", "*\\setup.exe"),
@@ -200,6 +205,8 @@ def test_entries_are_values() -> None:
 # --- matching -----------------------------------------------------------------------------
 
 SCANNER = Host(name="scanner-01.corp.example", ip="10.0.0.9")
+UP = "../../redirect?to=evil.example"
+BACKSLASH = "https://evil.example\\@corp.example/login"  # a browser opens evil.example
 
 
 @pytest.mark.parametrize(
@@ -256,6 +263,23 @@ SCANNER = Host(name="scanner-01.corp.example", ip="10.0.0.9")
         (entry(K.URL, "https://corp.example"), obs("https://corp.example@evil.example/"), False),
         (entry(K.URL, "https://corp.example"), obs("https://corp.example:8443/"), False),
         (entry(K.URL, "https://corp.example"), obs("corp.example"), False),
+        (entry(K.URL, "https://corp.example/app"), obs("https://corp.example/app"), True),
+        (entry(K.URL, "https://corp.example/app"), obs("https://corp.example/app/x"), True),
+        (entry(K.URL, "https://corp.example/app"), obs("https://corp.example/app?q=1"), True),
+        (entry(K.URL, "https://corp.example/app"), obs("https://corp.example/application"), False),
+        (entry(K.URL, "https://corp.example/app?q="), obs("https://corp.example/app?q=1"), True),
+        (entry(K.URL, "https://corp.example/app?q=1"), obs("https://corp.example/app?q=10"), False),
+        # dot segments and backslashes: what a browser would open
+        (entry(K.URL, "https://corp.example/app/"), obs(f"https://corp.example/app/{UP}"), False),
+        (
+            entry(K.URL, "https://corp.example/app/"),
+            obs("https://corp.example/app/%2e%2e/x"),
+            False,
+        ),
+        (entry(K.URL, "https://corp.example/app/"), obs("https://corp.example/app/./x"), True),
+        (entry(K.URL, "https://corp.example/"), obs("https://evil.example\\@corp.example/"), False),
+        (entry(K.DOMAIN, "corp.example", subdomains=True), obs(BACKSLASH), False),
+        (entry(K.DOMAIN, "evil.example"), obs(BACKSLASH), True),
         # email addresses
         (entry(K.EMAIL, "noreply@corp.example"), obs("noreply@corp.example"), True),
         (entry(K.EMAIL, "NoReply@corp.example"), obs("noreply@CORP.example"), True),
@@ -298,6 +322,12 @@ SCANNER = Host(name="scanner-01.corp.example", ip="10.0.0.9")
         (entry(K.USER, "bdoe@corp.example"), User("OTHER\\bdoe"), False),
         (entry(K.USER, "bdoe@corp.example"), User("bdoe@lab.example"), False),
         (entry(K.USER, "bdoe"), obs("bdoe@corp.example"), False),
+        # a name alone matches in every domain, a UPN's suffix included
+        (entry(K.USER, "bdoe"), User("bdoe@corp.example"), True),
+        (entry(K.USER, "bdoe"), User("WS-042\\bdoe"), True),
+        (entry(K.USER, "corp.example\\bdoe"), User("bdoe@corp.example"), True),
+        (entry(K.USER, "CORP\\bdoe"), User("bdoe@corp.example"), False),
+        (entry(K.USER, "CORP\\administrator"), User("WS-042\\Administrator"), False),
         (entry(K.USER, "bdoe"), Host(name="bdoe"), False),
     ],
 )

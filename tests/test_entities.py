@@ -23,6 +23,22 @@ def test_host_normalization(kwargs: dict[str, str], expected: tuple[str | None, 
     assert (host.name, host.fqdn, host.ip, host.mac) == expected
 
 
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("::ffff:808:808", "::ffff:8.8.8.8"),
+        ("::FFFF:8.8.8.8", "::ffff:8.8.8.8"),
+        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("2001:db8::1%eth0", "2001:db8::1"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+    ],
+)
+def test_host_ip_is_canonical_on_every_python(ip: str, expected: str) -> None:
+    host = Host(ip=ip)
+    assert host.ip == expected
+    assert host.observables()[0].value == expected
+
+
 def test_host_key_and_observables() -> None:
     assert Host(name="ws-1", ip="10.0.0.1").key == "ws-1"
     assert Host(ip="10.0.0.1").key == "10.0.0.1"
@@ -44,6 +60,10 @@ def test_host_key_and_observables() -> None:
         ({"name": "a\nb"}, "host.name"),
         ({"name": "x" * 300}, "host.name"),
         ({"name": 42}, "host.name"),
+        ({"name": "ws\u202e1"}, "host.name"),
+        ({"fqdn": "ws-1.corp\u2029.example"}, "host.fqdn"),
+        ({"ip": "fe80::1%x\nforged"}, "host.ip"),
+        ({"ip": "fe80::1%bad zone"}, "host.ip"),
     ],
 )
 def test_host_invalid(kwargs: dict[str, object], field: str) -> None:
@@ -59,8 +79,13 @@ def test_host_invalid(kwargs: dict[str, object], field: str) -> None:
         (("BDoe",), {}, ("bdoe", None, None, None)),
         (("CORP\\BDoe",), {}, ("bdoe", "corp", None, None)),
         (("CORP\\bdoe",), {"domain": "other"}, ("bdoe", "other", None, None)),
-        (("BDoe@Corp.Example",), {}, ("bdoe", None, "bdoe@corp.example", None)),
-        ((), {"upn": "bdoe@corp.example"}, ("bdoe", None, "bdoe@corp.example", None)),
+        (("BDoe@Corp.Example",), {}, ("bdoe", "corp.example", "bdoe@corp.example", None)),
+        ((), {"upn": "bdoe@corp.example"}, ("bdoe", "corp.example", "bdoe@corp.example", None)),
+        (
+            ("bdoe",),
+            {"domain": "CORP", "upn": "bdoe@corp.example"},
+            ("bdoe", "corp", "bdoe@corp.example", None),
+        ),
         ((), {"email": "B.Doe@Corp.Example"}, ("b.doe", None, None, "b.doe@corp.example")),
         (
             ("bdoe",),
@@ -74,12 +99,25 @@ def test_user_normalization(
 ) -> None:
     user = User(*args, **kwargs)
     assert (user.name, user.domain, user.upn, user.email) == expected
-    assert user.key == user.name
+    name, domain = expected[0], expected[1]
+    assert user.key == (f"{domain}\\{name}" if domain else name)
+
+
+def test_user_key_tells_a_local_account_from_a_domain_account() -> None:
+    local, domain = User("WS-042\\Administrator"), User("CORP\\Administrator")
+    assert local.key == "ws-042\\administrator"
+    assert domain.key == "corp\\administrator"
+    assert local.key != domain.key
+    assert User("bdoe").key == "bdoe"
+    assert User("bdoe@corp.example").key == "corp.example\\bdoe"
+    assert User("bdoe@corp.example").key == User("corp.example\\bdoe").key
 
 
 def test_user_str() -> None:
     assert str(User("CORP\\bdoe")) == "corp\\bdoe"
     assert str(User("bdoe")) == "bdoe"
+    assert str(User("BDoe@Corp.Example")) == "bdoe@corp.example"
+    assert str(User("bdoe", domain="corp", upn="bdoe@corp.example")) == "corp\\bdoe"
 
 
 @pytest.mark.parametrize(
@@ -88,7 +126,16 @@ def test_user_str() -> None:
         ({}, "user"),
         ({"name": " "}, "user"),
         ({"name": "bdoe", "email": "not-an-email"}, "user.email"),
+        ({"name": "bdoe", "email": "bob@"}, "user.email"),
+        ({"name": "bdoe", "email": "@corp.example"}, "user.email"),
+        ({"email": "bob@"}, "user.email"),
+        ({"upn": "bdoe@"}, "user.upn"),
+        ({"name": "bdoe@"}, "user.name"),
         ({"name": "b\x00doe"}, "user.name"),
+        ({"name": "b\x85doe"}, "user.name"),
+        ({"name": "admin\u202eniam"}, "user.name"),
+        ({"name": "bdoe\u2028CRITICAL forged"}, "user.name"),
+        ({"name": "bdoe", "domain": "corp\u200b"}, "user.domain"),
     ],
 )
 def test_user_invalid(kwargs: dict[str, str], field: str) -> None:

@@ -17,14 +17,14 @@ import tomllib
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
-from urllib.parse import urlsplit
 
 import attrs
 
 from fido._entities import Host, User
 from fido._enums import Enum
 from fido._errors import ConfigurationError, shorten
-from fido._observable import Observable, ObservableKind
+from fido._hosts import canonical_ip, ip_text, parse_ip
+from fido._observable import Observable, ObservableKind, host_of
 from fido.scoring._toml import locate
 
 if TYPE_CHECKING:
@@ -77,10 +77,10 @@ def _utc(value: datetime) -> datetime:
 
 def _addresses(text: str) -> tuple[str, ...]:
     """An address in canonical form, and its IPv4 form when it is IPv4-mapped IPv6."""
-    address = ipaddress.ip_address(text)
+    address = parse_ip(text)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return (str(address), str(address.ipv4_mapped))
-    return (str(address),)
+        return (ip_text(address), str(address.ipv4_mapped))
+    return (ip_text(address),)
 
 
 def _name_matches(name: str, pattern: str) -> bool:
@@ -100,11 +100,24 @@ def _subject_addresses(subject: Subject) -> tuple[str, ...]:
 
 def _domain_of(observable: Observable) -> str | None:
     """What a domain entry is compared with: the domain, a URL's host, a mail domain."""
-    if observable.kind is ObservableKind.URL:
-        return urlsplit(observable.value).hostname
-    if observable.kind is ObservableKind.DOMAIN or observable.kind is ObservableKind.EMAIL:
-        return observable.value.rpartition("@")[2]
-    return None
+    if observable.kind.is_ip:
+        return None
+    return host_of(observable)
+
+
+def _url_prefix_matches(url: str, prefix: str) -> bool:
+    """Whether `url` starts with `prefix` and the prefix ends on a boundary of the URL.
+
+    Both are normalized (dot segments removed), so `https://corp.example/app/../x` is not
+    under `https://corp.example/app/`. A prefix that does not end in `/`, `?`, `&`, `=` or
+    `#` ends on a segment: `https://corp.example/app` covers `/app`, `/app/x` and `/app?q`,
+    not `/application`.
+    """
+    if not url.startswith(prefix):
+        return False
+    if len(url) == len(prefix) or prefix[-1] in "/?&=#":
+        return True
+    return url[len(prefix)] in "/?#&"
 
 
 def _normalize(kind: EntryKind, text: str) -> str:
@@ -121,8 +134,9 @@ def _normalize(kind: EntryKind, text: str) -> str:
             raise ValueError("a network is a cidr entry")
         try:
             if kind is EntryKind.CIDR:
-                return str(ipaddress.ip_network(text, strict=False))
-            return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]")))
+                network = ipaddress.ip_network(text, strict=False)
+                return f"{ip_text(network.network_address)}/{network.prefixlen}"
+            return canonical_ip(text.removeprefix("[").removesuffix("]"))
         except ValueError:
             raise ValueError("") from None
     value = text.casefold().rstrip(".") if kind is EntryKind.HOST else text.casefold()
@@ -130,14 +144,14 @@ def _normalize(kind: EntryKind, text: str) -> str:
         if _BAD_HOST.search(value) or not value:
             raise ValueError("no spaces, slashes or control characters")
         try:
-            return str(ipaddress.ip_address(value))
+            return canonical_ip(value)
         except ValueError:
             return value
+    if "\\" not in value and (value.startswith("@") or value.endswith("@")):
+        raise ValueError("a UPN has a name and a domain")
     account = User(value)  # USER: raises InvalidEvent, a ValueError
     if "\\" in value and account.domain is None:
         raise ValueError("the domain before the backslash is empty")
-    if value.startswith("@") or value.endswith("@"):
-        raise ValueError("a UPN has a name and a domain")
     return value
 
 
@@ -248,7 +262,7 @@ class AllowlistEntry:
                 domain == value or (self.subdomains and domain.endswith("." + value))
             )
         if kind is EntryKind.URL:
-            return observed is ObservableKind.URL and subject.value.startswith(value)
+            return observed is ObservableKind.URL and _url_prefix_matches(subject.value, value)
         if kind is EntryKind.EMAIL:
             return observed is ObservableKind.EMAIL and subject.value.casefold() == value.casefold()
         if kind is EntryKind.FILENAME:

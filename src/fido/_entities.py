@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Final
 
 import attrs
 
 from fido._errors import InvalidEvent
-from fido._observable import Observable, ObservableKind
+from fido._hosts import canonical_ip
+from fido._observable import Observable, ObservableKind, has_invisible
 
 __all__ = ["Host", "User"]
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAC_SEPARATORS: Final = re.compile(r"[:\-.\s]")
 _MAX_NAME: Final = 256
 
 
 def _text(value: object, field: str, *, fold: bool = False) -> str | None:
+    """Free text (an OS name), or with `fold` a name: no format or line-separator character."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -28,6 +29,8 @@ def _text(value: object, field: str, *, fold: bool = False) -> str | None:
         return None
     if len(text) > _MAX_NAME or _CONTROL.search(text):
         raise InvalidEvent(f"at most {_MAX_NAME} characters and no control characters", field=field)
+    if fold and has_invisible(text):
+        raise InvalidEvent("a name has no format or line-separator characters", field=field)
     return text.casefold() if fold else text
 
 
@@ -36,7 +39,7 @@ def _ip(value: object, field: str) -> str | None:
     if text is None:
         return None
     try:
-        return str(ipaddress.ip_address(text))
+        return canonical_ip(text)
     except ValueError:
         raise InvalidEvent("not an IP address", field=field) from None
 
@@ -57,8 +60,9 @@ class Host:
 
     Host names are case-insensitive: `name` and `fqdn` are case-folded. A dotted `name`
     is taken as the fully qualified name and split: `Host(name="WS-042.corp.example")`
-    has `name="ws-042"` and `fqdn="ws-042.corp.example"`. `ip` is canonical
-    (`ipaddress`), `mac` is `aa:bb:cc:dd:ee:ff` whatever the input notation.
+    has `name="ws-042"` and `fqdn="ws-042.corp.example"`. `ip` is canonical, as an
+    `Observable`'s (`::ffff:192.0.2.1` for an IPv4-mapped address, the same on every
+    Python version), `mac` is `aa:bb:cc:dd:ee:ff` whatever the input notation.
 
     Args:
         name: The short host name.
@@ -126,7 +130,7 @@ class Host:
 
 def _ip_or_none(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(text))
+        return canonical_ip(text)
     except ValueError:
         return None
 
@@ -137,8 +141,9 @@ class User:
 
     Directory accounts (Active Directory, Entra ID, LDAP, Okta) are case-insensitive, so
     every field is case-folded. The usual notations are split: `User("CORP\\bdoe")` has
-    `name="bdoe"` and `domain="corp"`; `User("bdoe@corp.example")` has `name="bdoe"` and
-    `upn="bdoe@corp.example"`.
+    `name="bdoe"` and `domain="corp"`; `User("bdoe@corp.example")` has `name="bdoe"`,
+    `upn="bdoe@corp.example"` and `domain="corp.example"` (a UPN's suffix is the domain
+    when none is given).
 
     Args:
         name: The account name (sAMAccountName), or `DOMAIN\name` or `name@domain`.
@@ -147,7 +152,8 @@ class User:
         email: The mail address.
 
     Raises:
-        InvalidEvent: A value is malformed, or none of name, upn and email is given.
+        InvalidEvent: A value is malformed (an address without its local part or its
+            domain), or none of name, upn and email is given.
     """
 
     name: str
@@ -167,25 +173,46 @@ class User:
         realm = _text(domain, "user.domain", fold=True)
         principal = _text(upn, "user.upn", fold=True)
         mail = _text(email, "user.email", fold=True)
+        upn_field = "user.upn"
         if account is not None and "\\" in account:
             prefix, _, account = account.rpartition("\\")
             realm = realm or prefix or None
         elif account is not None and "@" in account:
-            principal = principal or account
+            if principal is None:
+                principal, upn_field = account, "user.name"
             account = account.rpartition("@")[0]
+        if principal is not None and "@" in principal:
+            local, _, suffix = principal.rpartition("@")
+            if not local or not suffix:
+                message = "a user principal name has the form name@domain"
+                raise InvalidEvent(message, field=upn_field)
+            realm = realm or suffix
+        if mail is not None:
+            local, at, suffix = mail.rpartition("@")
+            if not at or not local or not suffix:
+                message = "an email address has the form local@domain"
+                raise InvalidEvent(message, field="user.email")
         if not account:
             source = principal or mail
             if source is None:
                 raise InvalidEvent("a user needs a name, a upn or an email", field="user")
             account = source.rpartition("@")[0] or source
-        if mail is not None and "@" not in mail:
-            raise InvalidEvent("an email address has the form local@domain", field="user.email")
         self.__attrs_init__(account, realm, principal, mail)
 
     @property
     def key(self) -> str:
-        """What identifies the user for correlation: the case-folded account name."""
-        return self.name
+        r"""What identifies the account for correlation: `domain\name`, or the name alone.
+
+        The domain counts when it is known: `WS-042\administrator` (a local account) and
+        `CORP\administrator` (a domain account) are two accounts. A NetBIOS domain and a
+        DNS domain are not matched with each other (`CORP\bdoe` and `bdoe@corp.example`
+        have the keys `corp\bdoe` and `corp.example\bdoe`): fido cannot know that they
+        are one directory.
+        """
+        return f"{self.domain}\\{self.name}" if self.domain else self.name
 
     def __str__(self) -> str:
+        r"""`domain\name`, or the UPN where the domain is its suffix, or the name alone."""
+        if self.upn is not None and self.domain == self.upn.rpartition("@")[2]:
+            return self.upn
         return f"{self.domain}\\{self.name}" if self.domain else self.name

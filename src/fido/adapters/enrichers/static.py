@@ -73,7 +73,7 @@ class StaticIntel:
                 for key, fields in (hosts or {}).items()
             }
             self._users = {
-                User(key).key: UserContext(source=name, **dict(fields))
+                User(key).name: UserContext(source=name, **dict(fields))
                 for key, fields in (users or {}).items()
             }
         except (ValueError, TypeError) as exc:
@@ -98,7 +98,7 @@ class StaticIntel:
             return subject in self._verdicts
         if isinstance(subject, Host):
             return self._host(subject) is not None
-        return subject.key in self._users
+        return subject.name in self._users
 
     def enrich(self, subject: Subject) -> Finding | None:
         """The written answer."""
@@ -109,4 +109,4 @@ class StaticIntel:
             return Reputation(source=self.name, verdict=verdict, reliability=self._reliability)
         if isinstance(subject, Host):
             return self._host(subject)
-        return self._users.get(subject.key)
+        return self._users.get(subject.name)
