@@ -144,3 +144,25 @@ def test_untrusted_values_cannot_forge_lines() -> None:
     assert "\n" not in text
     assert len(text) < 120
     assert shorten("a" * 100, 10) == "'aaaaaa..."
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidEvent("bad", detector="edr\nCRITICAL forged", event_id="1", field="time"),
+        InvalidEvent("bad", field="extra.k\nERROR forged \u202e" + "x" * 200),
+        InvalidRecord("bad", record="HostContext", field="details.a\u2028b"),
+        InvalidObservable("bad", value="v", field="observables[0]\r\nforged"),
+        ConfigurationError("bad", key="allow[0].\x1b[31mred"),
+        EnrichmentError("bad", adapter="vt", subject="x\ny", event_id="e\u202e"),
+    ],
+)
+def test_every_context_value_is_escaped(error: FidoError) -> None:
+    text = str(error)
+    assert text.isprintable()
+    assert len(text) < 300
+
+
+def test_printable_context_is_shown_as_it_is() -> None:
+    error = InvalidEvent("bad", detector="crowdstrike", event_id="a-1", field="observables[2]")
+    assert str(error) == "bad (detector=crowdstrike, event_id='a-1', field=observables[2])"

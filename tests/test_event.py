@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import copy
 import json
+import math
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
 
 from fido import Event, Host, InvalidEvent, Observable, ObservableKind, Severity, User
 from tests.strategies import events
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SHA256 = "44d88612fea8a8f36de82e1278abb02f" * 2
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -103,6 +109,90 @@ def test_extra_is_compared_copied_and_json() -> None:
 def test_frozen() -> None:
     with pytest.raises(AttributeError):
         make().title = "other"  # type: ignore[misc]
+
+
+def test_extra_and_raw_are_read_only() -> None:
+    event = make(extra={"a": 1, "tags": ["x"], "n": {"k": [1, {"m": 2}]}}, raw={"r": [1]})
+    before = hash(event)
+    extra: Any = event.extra  # typed as a Mapping: these are what a caller might try
+    changes: list[Callable[[], object]] = [
+        lambda: extra.__setitem__("a", 2),
+        lambda: extra.update(a=2),
+        lambda: extra.pop("a"),
+        lambda: extra.setdefault("b", 1),
+        lambda: extra.clear(),
+        lambda: extra["tags"].append("y"),
+        lambda: extra["tags"].__setitem__(0, "y"),
+        lambda: extra["n"]["k"][1].__setitem__("m", 3),
+        lambda: event.raw["r"].extend([2]),
+    ]
+    for change in changes:
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    assert event.extra == {"a": 1, "tags": ["x"], "n": {"k": [1, {"m": 2}]}}
+    assert event.raw == {"r": [1]}
+    assert hash(event) == before
+    assert json.loads(json.dumps(event.extra)) == event.extra
+    for again in (pickle.loads(pickle.dumps(event)), copy.deepcopy(event)):  # noqa: S301
+        assert again == event
+        with pytest.raises(TypeError):
+            again.raw["r"].append(2)
+    plain = event.to_dict()
+    plain["extra"]["tags"].append("y")  # the dict form is a plain copy
+    plain["raw"]["r"].append(2)
+    assert type(plain["extra"]) is dict
+    assert event.extra["tags"] == ["x"]
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused(number: float) -> None:
+    with pytest.raises(InvalidEvent, match="not finite") as info:
+        make(extra={"score": [1.5, number]})
+    assert info.value.field == "extra.score[1]"
+    with pytest.raises(InvalidEvent, match="not finite") as info:
+        make(raw={"n": number})
+    assert info.value.field == "raw.n"
+    with pytest.raises(InvalidEvent, match="not finite"):
+        Event.from_dict({**make().to_dict(), "extra": {"n": number}})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("detector", "edr\nCRITICAL forged"),
+        ("detector", "edr\u2028x"),
+        ("detector", "edr\u202e"),
+        ("id", "1\r\nforged"),
+        ("id", "1\x85x"),
+        ("id", "a\u200bb"),
+    ],
+)
+def test_detector_and_id_refuse_invisible_characters(field: str, value: str) -> None:
+    with pytest.raises(InvalidEvent, match="control, format") as info:
+        make(**{field: value})
+    assert info.value.field == field
+    assert "\n" not in str(info.value)
+    assert "\u2028" not in str(info.value)
+
+
+def test_alert_values_in_error_messages_are_escaped() -> None:
+    key = "k\nCRITICAL forged line \u202e" + "x" * 200
+    with pytest.raises(InvalidEvent) as info:
+        make(extra={key: object()})
+    message = str(info.value)
+    assert "\n" not in message
+    assert "\u202e" not in message
+    assert len(message) < 200
+    assert info.value.field == f"extra.{key}"  # the attribute keeps it whole
+
+
+def test_time_out_of_range_in_utc() -> None:
+    late = datetime.max.replace(tzinfo=timezone(timedelta(hours=-5)))
+    with pytest.raises(InvalidEvent, match="out of range") as info:
+        make(time=late)
+    assert info.value.field == "time"
+    with pytest.raises(InvalidEvent, match="out of range"):
+        make(time="9999-12-31T23:00:00-05:00")
 
 
 @pytest.mark.parametrize(
@@ -214,5 +304,9 @@ def test_from_dict_missing_field_and_wrong_type() -> None:
 
 @given(events())
 def test_round_trip_property(event: Event) -> None:
-    assert Event.from_dict(event.to_dict()) == event
-    assert Event.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+    data = event.to_dict()
+    for again in (Event.from_dict(data), Event.from_dict(json.loads(json.dumps(data)))):
+        assert again == event
+        assert again.raw == event.raw  # not part of ==
+        assert again.to_dict() == data
+        assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(data, sort_keys=True)

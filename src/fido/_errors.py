@@ -17,8 +17,9 @@ FidoError
 Every error carries its context (the adapter, the event, the field, ...) both as attributes
 and in its message, so a log line says where the problem came from. Values that come from an
 alert are attacker-controlled: they appear in messages only through `repr` and shortened,
-so they cannot forge log lines. No error ever holds a secret: adapters name the credential
-(`api_key_env="VT_API_KEY"`), never its value.
+so they cannot forge log lines; every context value that is not short and printable (a
+field path with an alert's key in it, say) is shown the same way. No error ever holds a
+secret: adapters name the credential (`api_key_env="VT_API_KEY"`), never its value.
 
 Suppressing an event (an allowlist match, a duplicate) is not an error: it is recorded on
 the incident, and nothing is raised.
@@ -93,8 +94,20 @@ class FidoError(Exception):
         return (_rebuild, (type(self), self.message, {"message": self.message, **state}))
 
 
+def _safe(value: object) -> str:
+    """A context value for a message: as it is when short and printable, else `shorten`ed.
+
+    Field paths and names can come from an alert (`extra.<key>`, a detector's name): a
+    newline or a bidi control in them must not forge or garble a log line.
+    """
+    text = str(value)
+    if len(text) <= _MAX_VALUE and text.isprintable():
+        return text
+    return shorten(text)
+
+
 def _context(**items: object) -> dict[str, str]:
-    return {key: str(value) for key, value in items.items() if value is not None}
+    return {key: _safe(value) for key, value in items.items() if value is not None}
 
 
 class InvalidObservable(FidoError, ValueError):

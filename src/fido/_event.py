@@ -11,7 +11,7 @@ import attrs
 from fido import _serde
 from fido._entities import Host, User
 from fido._errors import InvalidEvent, InvalidObservable
-from fido._observable import Observable
+from fido._observable import Observable, has_invisible
 from fido._severity import Severity
 
 __all__ = ["EVENT_SCHEMA", "Event"]
@@ -39,10 +39,15 @@ class Event:
       points per category.
     - `observables` takes `Observable`s or strings (parsed with `Observable.parse`); the
       result is a tuple without duplicates, in first-seen order.
-    - `extra` holds further JSON data (lists, objects, strings, numbers, booleans, null);
-      it is copied, tuples becoming lists, so that a JSON round trip gives an equal event.
+    - `detector` and `id` cannot hold control, format or line-separator characters.
+    - `extra` holds further JSON data (lists, objects, strings, finite numbers, booleans,
+      null); it is copied, tuples becoming lists, so that a JSON round trip gives an equal
+      event. NaN and infinity are refused: JSON has neither.
     - `raw` keeps the detector's original payload for audit (JSON data or a string). It
       takes part neither in equality nor in `repr`.
+    - `extra` and `raw` are read-only: their objects and arrays are `dict`s and `list`s
+      that refuse changes (TypeError), so a hashed event cannot change under a set or a
+      dict. `event.to_dict()` gives plain, mutable copies.
 
     Args:
         detector: The name of the detector that raised the alert (`"crowdstrike"`).
@@ -88,13 +93,14 @@ class Event:
         raw: Any = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        name = _required_text(detector, "detector", None, None, limit=128)
+        name = _required_text(detector, "detector", None, None, limit=128, printable=True)
         event_id = _required_text(
             str(id) if isinstance(id, int) and not isinstance(id, bool) else id,
             "id",
             name,
             None,
             limit=_MAX_ID,
+            printable=True,
         )
 
         def fail(message: str, field: str) -> InvalidEvent:
@@ -163,7 +169,13 @@ class Event:
 
 
 def _required_text(
-    value: object, field: str, detector: str | None, event_id: str | None, *, limit: int
+    value: object,
+    field: str,
+    detector: str | None,
+    event_id: str | None,
+    *,
+    limit: int,
+    printable: bool = False,
 ) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidEvent(
@@ -176,7 +188,15 @@ def _required_text(
             event_id=event_id,
             field=field,
         )
-    return value.strip()
+    text = value.strip()
+    if printable and has_invisible(text):
+        raise InvalidEvent(
+            f"{field} cannot contain control, format or line-separator characters",
+            detector=detector,
+            event_id=event_id,
+            field=field,
+        )
+    return text
 
 
 def _time(value: object, fail: _Fail) -> datetime:
@@ -189,7 +209,10 @@ def _time(value: object, fail: _Fail) -> datetime:
         raise fail(f"time is a datetime, not {type(value).__name__}", "time")
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # datetime.max at UTC-5 is past year 9999 in UTC
+        raise fail("time is out of range once converted to UTC", "time") from None
 
 
 def _severity(value: object, fail: _Fail) -> Severity:
@@ -239,6 +262,6 @@ def _observables(values: object, fail: _Fail) -> tuple[Observable, ...]:
 
 def _json(value: object, field: str, fail: _Fail) -> Any:
     try:
-        return _serde.check_json(value, field)
+        return _serde.check_json(value, field, freeze=True)
     except _serde.LoadError as exc:
         raise fail(exc.message, exc.path) from None

@@ -9,19 +9,30 @@ subject: an Observable, a Host or a User), the dict carries a `"type"` tag.
 from __future__ import annotations
 
 import enum
+import math
 import re
 import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 
 from fido._errors import InvalidRecord
 
-__all__ = ["LoadError", "check_json", "dump", "load", "load_record", "type_tag"]
+__all__ = [
+    "FrozenDict",
+    "FrozenList",
+    "LoadError",
+    "check_json",
+    "dump",
+    "load",
+    "load_record",
+    "thaw",
+    "type_tag",
+]
 
 T = TypeVar("T")
 Dumper = Callable[[Any], Any]
@@ -45,12 +56,54 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def check_json(value: Any, path: str = "") -> Any:
+def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(f"this {type(self).__name__} is read-only: copy it to change it")
+
+
+class FrozenDict(dict[str, Any]):
+    """A JSON object that refuses changes: what `Event.extra` (and `raw`) hold.
+
+    It is a `dict` (equal to a plain dict with the same items, and `json.dumps` writes
+    it). `thaw` gives a plain, mutable copy; pickling and copying keep it read-only.
+    """
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A JSON array that refuses changes (see `FrozenDict`)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+
+def check_json(value: Any, path: str = "", *, freeze: bool = False) -> Any:
     """Check that `value` is JSON data; return a copy with tuples made lists.
+
+    Numbers must be finite: JSON has no NaN or infinity (`json.dumps` would write a text
+    that other readers refuse, and NaN is not even equal to itself).
+
+    Args:
+        value: The data.
+        path: Where it is, for the error.
+        freeze: Return read-only containers (`FrozenDict`, `FrozenList`).
 
     Raises:
         LoadError: A value that JSON cannot hold (or a key that is not a str).
     """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise LoadError(path, "not JSON data: a number that is not finite (NaN, infinity)")
+        return value
     if isinstance(value, _JSON_SCALARS):
         return value
     if isinstance(value, Mapping):
@@ -58,11 +111,21 @@ def check_json(value: Any, path: str = "") -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise LoadError(path, f"JSON object keys are str, not {type(key).__name__}")
-            result[key] = check_json(item, _join(path, key))
-        return result
+            result[key] = check_json(item, _join(path, key), freeze=freeze)
+        return FrozenDict(result) if freeze else result
     if isinstance(value, list | tuple):
-        return [check_json(item, _join(path, i)) for i, item in enumerate(value)]
+        items = [check_json(item, _join(path, i), freeze=freeze) for i, item in enumerate(value)]
+        return FrozenList(items) if freeze else items
     raise LoadError(path, f"not JSON data: {type(value).__name__}")
+
+
+def thaw(value: Any) -> Any:
+    """Plain (mutable) copies of the read-only containers in `value`."""
+    if isinstance(value, FrozenDict):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, FrozenList):
+        return [thaw(item) for item in value]
+    return value
 
 
 def type_tag(cls: type) -> str:
@@ -86,6 +149,10 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _dump_any(value: Any) -> Any:
+    return thaw(value) if isinstance(value, FrozenDict | FrozenList) else value
+
+
 def _args(hint: Any) -> tuple[Any, ...]:
     return typing.get_args(hint)
 
@@ -96,7 +163,9 @@ def _is_union(hint: Any) -> bool:
 
 @cache
 def _dumper(hint: Any) -> Dumper:
-    if hint is Any or hint in _JSON_SCALARS:
+    if hint is Any:
+        return _dump_any
+    if hint in _JSON_SCALARS:
         return _identity
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _dump_enum
