@@ -73,6 +73,87 @@ def test_reputation_invalid(kwargs: dict[str, Any], field: str) -> None:
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A", Reliability.A),
+        ("f", Reliability.F),
+        (" c - fairly reliable", Reliability.C),
+        ("C - Fairly reliable", Reliability.C),
+        ("C: Fairly Reliable", Reliability.C),
+        ("c  -  fairly   reliable ", Reliability.C),
+        ("D Not usually reliable", Reliability.D),
+        ("F - Reliability cannot be judged", Reliability.F),
+    ],
+)
+def test_reliability_parse(text: str, expected: Reliability) -> None:
+    assert Reliability.parse(text) is expected
+    assert Reputation(source="x", reliability=text).reliability is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Completely reliable",  # read as C before: its first letter
+        "Fairly reliable",  # read as F
+        "Excellent",  # read as E
+        "C - Completely reliable",
+        "A+ - 3rd party enrichment",
+        "CC",
+        "",
+        "G",
+        "C -",
+        5,
+        None,
+    ],
+)
+def test_reliability_parse_refuses(text: object) -> None:
+    with pytest.raises(InvalidRecord, match="letter from A to F") as info:
+        Reliability.parse(text)  # type: ignore[arg-type]
+    assert info.value.field == "reliability"
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "field"),
+    [
+        (HostContext, {"is_server": "false"}, "is_server"),  # scored as a server before
+        (HostContext, {"managed": 1}, "managed"),
+        (HostContext, {"av_running": "no"}, "av_running"),
+        (HostContext, {"from_cache": 0}, "from_cache"),
+        (HostContext, {"from_cache": None}, "from_cache"),
+        (HostContext, {"owner": 42}, "owner"),
+        (HostContext, {"groups": [1]}, "groups"),
+        (HostContext, {"groups": 5}, "groups"),
+        (HostContext, {"groups": {"pci": True}}, "groups"),
+        (HostContext, {"tags": [["a"]]}, "tags"),
+        (HostContext, {"subject": "ws-1"}, "subject"),
+        (UserContext, {"privileged": "true"}, "privileged"),
+        (UserContext, {"enabled": 0}, "enabled"),
+        (UserContext, {"display_name": b"Jane"}, "display_name"),
+        (UserContext, {"groups": ("a", None)}, "groups"),
+        (Reputation, {"label": 3}, "label"),
+        (Reputation, {"link": ["https://x.example/"]}, "link"),
+        (Reputation, {"tags": [None]}, "tags"),
+    ],
+)
+def test_finding_types_are_checked(
+    cls: type[HostContext | UserContext | Reputation], kwargs: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidRecord) as info:
+        cls(source="src", **kwargs)
+    assert info.value.field == field
+    assert info.value.record == cls.__name__
+    assert f"field={field}" in str(info.value)
+
+
+def test_finding_lists_accept_none_and_one_string() -> None:
+    assert HostContext(source="cmdb", tags=None, groups="pci").groups == ("pci",)
+    assert HostContext(source="cmdb", tags=None).tags == ()
+    assert UserContext(source="ad", groups=iter(["a", "b", "a"])).groups == ("a", "b")
+    context = HostContext(source="cmdb", is_server=False, managed=None)
+    assert _serde.load_record(HostContext, json.loads(json.dumps(_serde.dump(context)))) == context
+
+
 def test_verdict_and_reliability() -> None:
     assert [v.score for v in Verdict] == [0, 1, 2, 3]
     assert Reliability.A.description == "Completely reliable"

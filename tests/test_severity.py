@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from fido import InvalidEvent, Severity, SeverityScale
+from fido import ConfigurationError, InvalidEvent, Severity, SeverityScale
 
 S = Severity
 
@@ -52,6 +54,13 @@ def test_parse_unknown() -> None:
     assert info.value.field == "severity"
 
 
+@pytest.mark.parametrize("value", [5, None, b"high", ["high"]])
+def test_parse_refuses_what_is_no_word(value: object) -> None:
+    with pytest.raises(InvalidEvent, match="is a str") as info:
+        Severity.parse(value)  # type: ignore[arg-type]
+    assert info.value.field == "severity"
+
+
 @pytest.mark.parametrize(
     ("scale", "value", "expected"),
     [
@@ -97,3 +106,32 @@ def test_from_scale_refuses(value: object) -> None:
 def test_custom_scale() -> None:
     scale = SeverityScale("vendor", (2, 4, 6, 8), 0, 9)
     assert [Severity.from_scale(v, scale) for v in (1, 3, 5, 7, 9)] == list(Severity)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "key", "fragment"),
+    [
+        (("v", (2, 4, 6), 0, 9), {}, "thresholds", "four thresholds"),
+        (("v", (2, 4, 6, "8"), 0, 9), {}, "thresholds", "numbers"),
+        (("v", (2, 4, 6, math.nan), 0, 9), {}, "thresholds", "numbers"),
+        (("v", (2, 6, 4, 8), 0, 9), {}, "thresholds", "rise"),
+        (("v", (2, 4, 6, 8), 0, 9), {"descending": True}, "thresholds", "fall"),
+        (("v", (2, 4, 6, 8), 9, 0), {}, "minimum", "above its maximum"),
+        (("v", (2, 4, 6, 8), 0, math.inf), {}, "minimum", "finite"),
+        (("v", (2, 4, 6, 8), True, 9), {}, "minimum", "finite"),
+        (("", (2, 4, 6, 8), 0, 9), {}, "name", "a name"),
+        (("v", (2, 4, 6, 8), 0, 9), {"descending": "no"}, "descending", "true or false"),
+    ],
+)
+def test_scale_is_checked(
+    args: tuple[object, ...], kwargs: dict[str, object], key: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as info:
+        SeverityScale(*args, **kwargs)  # type: ignore[arg-type]
+    assert info.value.key == key
+
+
+def test_scale_presets_and_open_bands() -> None:
+    scale = SeverityScale("v", [0, 4, 4, math.inf], 0, 9)  # type: ignore[arg-type]
+    assert Severity.from_scale(9, scale) is S.HIGH
+    assert scale.thresholds == (0, 4, 4, math.inf)  # a list becomes a tuple

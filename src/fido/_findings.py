@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias, TypeVar
@@ -12,7 +13,7 @@ import attrs
 from fido import _serde
 from fido._entities import Host, User
 from fido._enums import Enum, OrderedEnum
-from fido._errors import InvalidRecord
+from fido._errors import InvalidRecord, shorten
 from fido._observable import Observable
 
 __all__ = [
@@ -66,20 +67,30 @@ class Reliability(Enum):
 
     @classmethod
     def parse(cls, text: str) -> Reliability:
-        """Read a letter, or XSOAR's form `"C - Fairly reliable"`, ignoring case.
+        """Read a letter (`"C"`), or a letter with its words (`"C - Fairly reliable"`).
+
+        Case and spacing do not matter; the separator may be `-`, `:` or a space. The
+        words alone (`"Fairly reliable"`) or a letter with other words are refused: a
+        source's reliability is not guessed from its first letter.
 
         Raises:
-            InvalidRecord: The text does not start with a letter from A to F.
+            InvalidRecord: The text is not a letter from A to F, or not with its words.
         """
-        letter = text.strip()[:1].upper()
-        try:
-            return cls(letter)
-        except ValueError:
-            raise InvalidRecord(
-                f"reliability is a letter from A to F, not {text[:40]!r}", field="reliability"
-            ) from None
+        given: object = text
+        found = _RELIABILITY.fullmatch(given) if isinstance(given, str) else None
+        if found is not None:
+            member = cls(found.group(1).upper())
+            words = found.group(2)
+            if words is None or " ".join(words.split()).lower() == member.description.lower():
+                return member
+        raise InvalidRecord(
+            "reliability is a letter from A to F, alone or with its Admiralty words "
+            f"('C - Fairly reliable'), not {shorten(text, 50)}",
+            field="reliability",
+        )
 
 
+_RELIABILITY: Final = re.compile(r"\s*([A-Fa-f])(?:\s*[-:\s]\s*(\S.*?))?\s*", re.S)
 _RELIABILITY_WORDS: Final = {
     Reliability.A: "Completely reliable",
     Reliability.B: "Usually reliable",
@@ -107,7 +118,7 @@ def _convert_enum(cls: type[_E], field: str, value: object) -> _E:
     except ValueError:
         choices = ", ".join(str(m.value) for m in cls)
         raise InvalidRecord(
-            f"{field} is one of {choices}, not {str(value)[:40]!r}", field=field
+            f"{field} is one of {choices}, not {shorten(value, 50)}", field=field
         ) from None
 
 
@@ -125,10 +136,68 @@ def _criticality(value: Criticality | str | None) -> Criticality | None:
     return None if value is None else _convert_enum(Criticality, "criticality", value)
 
 
-def _strings(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    return tuple(dict.fromkeys(str(v) for v in value))
+def _strings(value: Iterable[str] | None) -> tuple[str, ...]:
+    """A tuple without repeats; a single str is one item, None none (checked by `_texts`)."""
+    given: object = value
+    if given is None:
+        return ()
+    if isinstance(given, str):
+        return (given,)
+    if not isinstance(given, Iterable) or isinstance(given, Mapping):
+        return given  # type: ignore[return-value]  # refused by the validator
+    items = tuple(given)
+    if all(isinstance(item, str) for item in items):
+        return tuple(dict.fromkeys(items))
+    return items
+
+
+def _texts(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, tuple) and all(isinstance(item, str) for item in value):
+        return
+    wrong = (
+        value if not isinstance(value, tuple) else next(v for v in value if not isinstance(v, str))
+    )
+    raise InvalidRecord(
+        f"{attribute.name} is a list of str, not with {type(wrong).__name__}",
+        record=type(instance).__name__,
+        field=attribute.name,
+    )
+
+
+def _text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidRecord(
+            f"{attribute.name} is a str or None, not {type(value).__name__}",
+            record=type(instance).__name__,
+            field=attribute.name,
+        )
+
+
+def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRecord(
+            f"{attribute.name} is true, false or None, not {type(value).__name__}",
+            record=type(instance).__name__,
+            field=attribute.name,
+        )
+
+
+def _required_flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidRecord(
+            f"{attribute.name} is true or false, not {type(value).__name__}",
+            record=type(instance).__name__,
+            field=attribute.name,
+        )
+
+
+def _subject(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Observable | Host | User):
+        raise InvalidRecord(
+            f"subject is an Observable, a Host, a User or None, not {type(value).__name__}",
+            record=type(instance).__name__,
+            field=attribute.name,
+        )
 
 
 def _json(value: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -179,9 +248,9 @@ class _Provenance:
     """
 
     source: str = attrs.field(validator=_source)
-    subject: Subject | None = None
+    subject: Subject | None = attrs.field(default=None, validator=_subject)
     fetched_at: datetime | None = attrs.field(default=None, converter=_aware)
-    from_cache: bool = False
+    from_cache: bool = attrs.field(default=False, validator=_required_flag)
 
     def age(self, now: datetime) -> timedelta | None:
         """How old the answer is at `now`, if it is known when it was fetched."""
@@ -217,9 +286,9 @@ class Reputation(_Provenance):
     detections: int | None = attrs.field(default=None, validator=_count)
     total: int | None = attrs.field(default=None, validator=_count)
     score: int | None = attrs.field(default=None, validator=_count)
-    label: str | None = None
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    link: str | None = None
+    label: str | None = attrs.field(default=None, validator=_text)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_texts)
+    link: str | None = attrs.field(default=None, validator=_text)
     details: Mapping[str, Any] = attrs.field(factory=dict, converter=_json, hash=False)
 
     def __attrs_post_init__(self) -> None:
@@ -261,20 +330,20 @@ class HostContext(_Provenance):
         from_cache: Whether the answer came from a cache.
     """
 
-    owner: str | None = None
-    os: str | None = None
+    owner: str | None = attrs.field(default=None, validator=_text)
+    os: str | None = attrs.field(default=None, validator=_text)
     criticality: Criticality | None = attrs.field(default=None, converter=_criticality)
-    is_server: bool | None = None
-    managed: bool | None = None
-    av_installed: bool | None = None
-    av_running: bool | None = None
+    is_server: bool | None = attrs.field(default=None, validator=_flag)
+    managed: bool | None = attrs.field(default=None, validator=_flag)
+    av_installed: bool | None = attrs.field(default=None, validator=_flag)
+    av_running: bool | None = attrs.field(default=None, validator=_flag)
     missing_critical_patches: int | None = attrs.field(default=None, validator=_count)
     missing_high_patches: int | None = attrs.field(default=None, validator=_count)
-    groups: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    location: str | None = None
-    description: str | None = None
-    dn: str | None = None
+    groups: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_texts)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_texts)
+    location: str | None = attrs.field(default=None, validator=_text)
+    description: str | None = attrs.field(default=None, validator=_text)
+    dn: str | None = attrs.field(default=None, validator=_text)
     last_seen: datetime | None = attrs.field(default=None, converter=_aware)
     details: Mapping[str, Any] = attrs.field(factory=dict, converter=_json, hash=False)
 
@@ -313,26 +382,26 @@ class UserContext(_Provenance):
         from_cache: Whether the answer came from a cache.
     """
 
-    display_name: str | None = None
-    email: str | None = None
-    title: str | None = None
-    department: str | None = None
-    manager: str | None = None
-    manager_email: str | None = None
-    employee_type: str | None = None
-    location: str | None = None
-    phone: str | None = None
-    groups: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    privileged: bool | None = None
-    enabled: bool | None = None
-    locked: bool | None = None
-    service_account: bool | None = None
-    password_never_expires: bool | None = None
+    display_name: str | None = attrs.field(default=None, validator=_text)
+    email: str | None = attrs.field(default=None, validator=_text)
+    title: str | None = attrs.field(default=None, validator=_text)
+    department: str | None = attrs.field(default=None, validator=_text)
+    manager: str | None = attrs.field(default=None, validator=_text)
+    manager_email: str | None = attrs.field(default=None, validator=_text)
+    employee_type: str | None = attrs.field(default=None, validator=_text)
+    location: str | None = attrs.field(default=None, validator=_text)
+    phone: str | None = attrs.field(default=None, validator=_text)
+    groups: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_texts)
+    privileged: bool | None = attrs.field(default=None, validator=_flag)
+    enabled: bool | None = attrs.field(default=None, validator=_flag)
+    locked: bool | None = attrs.field(default=None, validator=_flag)
+    service_account: bool | None = attrs.field(default=None, validator=_flag)
+    password_never_expires: bool | None = attrs.field(default=None, validator=_flag)
     last_logon: datetime | None = attrs.field(default=None, converter=_aware)
     password_last_set: datetime | None = attrs.field(default=None, converter=_aware)
     account_expires: datetime | None = attrs.field(default=None, converter=_aware)
-    dn: str | None = None
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    dn: str | None = attrs.field(default=None, validator=_text)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_texts)
     details: Mapping[str, Any] = attrs.field(factory=dict, converter=_json, hash=False)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeGuard
 
 import attrs
 
 from fido._enums import OrderedEnum
-from fido._errors import InvalidEvent
+from fido._errors import ConfigurationError, InvalidEvent
 
 __all__ = ["Severity", "SeverityScale"]
 
@@ -36,8 +37,12 @@ class Severity(OrderedEnum):
         `critical`/`crit`/`very high`/`urgent`/`emergency`.
 
         Raises:
-            InvalidEvent: The word is not one of those (`field="severity"`).
+            InvalidEvent: The word is not one of those, or not a str (`field="severity"`).
         """
+        given: object = text
+        if not isinstance(given, str):
+            kind = type(given).__name__
+            raise InvalidEvent(f"a severity word is a str, not {kind}", field="severity")
         key = "".join(text.split()).replace("-", "").replace("_", "").lower()
         try:
             return _WORDS[key]
@@ -93,10 +98,15 @@ class SeverityScale:
 
     Args:
         name: A name for messages.
-        thresholds: Where LOW, MEDIUM, HIGH and CRITICAL start.
+        thresholds: Where LOW, MEDIUM, HIGH and CRITICAL start: four numbers, rising
+            (falling on a descending scale); `-math.inf` or `math.inf` leaves a band out.
         minimum: The lowest value of the scale.
         maximum: The highest value of the scale.
         descending: Whether lower numbers are more severe.
+
+    Raises:
+        ConfigurationError: A threshold is not a number or out of order, or the range is
+            not two finite numbers with `minimum <= maximum`.
     """
 
     name: str
@@ -111,6 +121,34 @@ class SeverityScale:
     TEN: ClassVar[SeverityScale]
     SURICATA: ClassVar[SeverityScale]
     SYSLOG: ClassVar[SeverityScale]
+
+    def __attrs_post_init__(self) -> None:
+        name: object = self.name
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("a severity scale has a name", key="name")
+        if not isinstance(self.descending, bool):
+            raise ConfigurationError("descending is true or false", key="descending")
+        thresholds: object = self.thresholds
+        if not isinstance(thresholds, tuple | list) or len(thresholds) != 4:
+            message = f"the {name} scale has four thresholds (LOW, MEDIUM, HIGH, CRITICAL)"
+            raise ConfigurationError(message, key="thresholds")
+        if not all(_number(t) and not math.isnan(t) for t in thresholds):
+            message = f"the {name} scale's thresholds are numbers"
+            raise ConfigurationError(message, key="thresholds")
+        pairs = itertools.pairwise(thresholds)
+        if not all((b <= a) if self.descending else (a <= b) for a, b in pairs):
+            order = "fall" if self.descending else "rise"
+            message = f"the {name} scale's thresholds {order} from LOW to CRITICAL"
+            raise ConfigurationError(message, key="thresholds")
+        low: object = self.minimum
+        high: object = self.maximum
+        if not (_finite(low) and _finite(high)):
+            message = f"the {name} scale's minimum and maximum are finite numbers"
+            raise ConfigurationError(message, key="minimum")
+        if self.minimum > self.maximum:
+            message = f"the {name} scale's minimum is above its maximum"
+            raise ConfigurationError(message, key="minimum")
+        object.__setattr__(self, "thresholds", tuple(thresholds))
 
     def severity(self, value: object) -> Severity:
         """The band `value` falls in.
@@ -133,6 +171,14 @@ class SeverityScale:
             if reached:
                 result = band
         return result
+
+
+def _number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: object) -> bool:
+    return _number(value) and math.isfinite(value)
 
 
 _INF: Final = math.inf
