@@ -9,6 +9,7 @@ from fido import (
     AdapterError,
     ApprovalError,
     ConfigurationError,
+    ConflictError,
     DetectorError,
     EnrichmentError,
     FidoError,
@@ -17,6 +18,7 @@ from fido import (
     InvalidRecord,
     ResponderError,
     ScoringError,
+    StoreBusy,
 )
 from fido._errors import shorten
 
@@ -31,6 +33,8 @@ TREE: dict[type[FidoError], type[Exception]] = {
     EnrichmentError: AdapterError,
     ResponderError: AdapterError,
     ScoringError: FidoError,
+    ConflictError: FidoError,
+    StoreBusy: FidoError,
 }
 
 
@@ -116,6 +120,16 @@ ERRORS: list[tuple[FidoError, str, dict[str, object]]] = [
         ScoringError("no rule", rule="machine.asset_groups", incident_id="inc-2"),
         "no rule (rule=machine.asset_groups, incident_id=inc-2)",
         {"rule": "machine.asset_groups", "incident_id": "inc-2"},
+    ),
+    (
+        ConflictError("changed since read", incident_id="inc-3", expected=4, found=5),
+        "changed since read (incident_id=inc-3, expected=4, found=5)",
+        {"incident_id": "inc-3", "expected": 4, "found": 5},
+    ),
+    (
+        StoreBusy("another run", holder="h/1/ab", host="h", pid=1, since="2026-11-28T12:00Z"),
+        "another run (host=h, pid=1, since=2026-11-28T12:00Z)",
+        {"holder": "h/1/ab", "host": "h", "pid": 1, "since": "2026-11-28T12:00Z"},
     ),
 ]
 

@@ -11,6 +11,7 @@ from fido import (
     ApprovalStatus,
     Assessment,
     Decision,
+    EmptyLookup,
     EnrichmentFailure,
     Event,
     FailureKind,
@@ -74,6 +75,9 @@ def incident() -> Incident:
                 at=NOW,
             ),
         ),
+        empty_lookups=(
+            EmptyLookup(enricher="otx", subject=Observable.parse("203.0.113.7"), at=NOW),
+        ),
         assessment=Assessment(threat=80, total=80, assessed_at=NOW, policy="default"),
         decision=Decision(level="ticket", actions=(Action(name="notify"), Action(name="ticket"))),
         responses=(
@@ -83,6 +87,14 @@ def incident() -> Incident:
                 status=ResponseStatus.DONE,
                 at=NOW,
                 key="inc-1/notify/slack",
+            ),
+            ResponseRecord(
+                action="ticket",
+                responder="jira",
+                status=ResponseStatus.UNKNOWN,
+                at=NOW,
+                key="inc-1/ticket/jira",
+                detail="no answer within 30 s",
             ),
         ),
         approvals=(
@@ -172,6 +184,30 @@ def test_round_trip_through_json() -> None:
         "os": None,
     }
     assert Incident.from_dict(data) == i
+
+
+def test_the_revision_is_the_store_s_not_the_data_s() -> None:
+    i = incident()
+    i.revision = 7
+    assert "revision" not in i.to_dict()
+    again = Incident.from_dict(i.to_dict())
+    assert again.revision == 0
+    assert again == i  # not part of equality either
+
+
+@pytest.mark.parametrize(
+    ("status", "level", "joinable"),
+    [
+        (IncidentStatus.OPEN, "ticket", True),
+        (IncidentStatus.SUPPRESSED, "suppress", True),  # by its score: a later event may join
+        (IncidentStatus.SUPPRESSED, "allowlisted", False),
+        (IncidentStatus.CLOSED, "ticket", False),
+    ],
+)
+def test_joinable(status: IncidentStatus, level: str, joinable: bool) -> None:
+    i = incident()
+    i.status, i.decision = status, Decision(level=level)
+    assert i.joinable is joinable
 
 
 @pytest.mark.parametrize(

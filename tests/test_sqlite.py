@@ -6,6 +6,9 @@ import contextlib
 import json
 import re
 import sqlite3
+import stat
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -85,7 +88,7 @@ def test_repr_version_and_close(path: Path) -> None:
     store = SQLiteStore(path, timeout=1.0)
     assert repr(store) == f"SQLiteStore({str(path)!r})"
     assert store.path == str(path)
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     store.close()
     store.close()
     with pytest.raises(fido.FidoError, match="closed"):
@@ -477,6 +480,45 @@ def test_migration_from_version_1(path: Path, tmp_path: Path) -> None:
     assert structure(path) == structure(fresh)
 
 
+def test_migration_from_version_2(path: Path, tmp_path: Path) -> None:
+    """Version 2 had no claims, and its `open` flags left out incidents the score suppressed."""
+    suppressed = inc(
+        "inc-quiet",
+        ev("q-1"),
+        status=fido.IncidentStatus.SUPPRESSED,
+        decision=fido.Decision(level="suppress"),
+    )
+    allowlisted = inc(
+        "inc-allowed",
+        ev("q-2", host=fido.Host(name="scanner-1")),
+        status=fido.IncidentStatus.SUPPRESSED,
+        decision=fido.Decision(level="allowlisted"),
+    )
+    with SQLiteStore(path) as store:
+        store.save_incident(suppressed)
+        store.save_incident(allowlisted)
+        store.add_event(ev("q-3"))
+    with raw(path) as db:  # back to version 2, as fido 0.2 left it
+        db.execute("ALTER TABLE events DROP COLUMN claimed_by")
+        db.execute("ALTER TABLE events DROP COLUMN claimed_until")
+        db.execute("UPDATE incident_hosts SET open = 0")
+        db.execute("UPDATE incident_observables SET open = 0")
+        db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.find_open_incident(hosts=["ws-042"], observables=[], start=NOW, end=NOW) == (
+            "inc-quiet"
+        )
+        assert (
+            store.find_open_incident(hosts=["scanner-1"], observables=[], start=NOW, end=NOW)
+            is None
+        )
+        assert store.claim_event("edr", "q-3", owner="a", until=NOW + HOUR, now=NOW) == "a"
+    fresh = tmp_path / "fresh.sqlite3"
+    SQLiteStore(fresh).close()
+    assert structure(path) == structure(fresh)
+
+
 def test_a_save_writes_what_changed(store: SQLiteStore, path: Path) -> None:
     first = inc("inc-1", ev("w-1"), audit=audit("validate", "record"))
     store.save_incident(first)
@@ -511,18 +553,69 @@ def test_saves_from_two_stores_interleave(path: Path) -> None:
     """Another process's save (an approval from the command line) is seen, never undone."""
     with SQLiteStore(path) as run, SQLiteStore(path) as cli:
         base = inc("inc-1", ev("x-1"), audit=audit("record"))
-        run.save_incident(base)
+        base.revision = run.save_incident(base, expected=0)
         seen = cli.get_incident("inc-1")
         assert seen is not None
         approved = attrs.evolve(seen, audit=audit("record", "approve"))
-        cli.save_incident(approved)
+        assert cli.save_incident(approved, expected=seen.revision) == 2
         assert run.get_incident("inc-1") == approved  # not the stale copy it saved
-        # the run's next save built on its stale copy: written whole, the last one wins
+        # the run's next save, built on its stale copy, is refused: it would undo the other
         stale = attrs.evolve(base, events=(*base.events, ev("x-2")), audit=audit("record", "x"))
-        run.save_incident(stale)
-        assert cli.get_incident("inc-1") == stale
+        with pytest.raises(fido.ConflictError) as info:
+            run.save_incident(stale, expected=stale.revision)
+        assert (info.value.expected, info.value.found) == (1, 2)
+        assert cli.get_incident("inc-1") == approved
+        assert run.pending_events() == []  # x-2 was never stored, nor placed
+        # the run reloads, does its work again on the latest state, and saves that
+        latest = run.get_incident("inc-1")
+        assert latest is not None
+        latest.events = (*latest.events, ev("x-2"))
+        assert run.save_incident(latest, expected=latest.revision) == 3
     with SQLiteStore(path) as reopened:
-        assert reopened.get_incident("inc-1") == stale
+        final = reopened.get_incident("inc-1")
+        assert final is not None
+        assert final.audit == audit("record", "approve")
+        assert [e.id for e in final.events] == ["x-1", "x-2"]
+        assert final.revision == 3
+
+
+def test_claims_are_shared_by_two_stores_on_one_file(path: Path) -> None:
+    with SQLiteStore(path) as one, SQLiteStore(path) as two:
+        later = NOW + HOUR
+        assert one.add_event(ev("c-1"), owner="one", until=later) is True
+        assert two.add_event(ev("c-1"), owner="two", until=later) is False
+        assert two.claim_event("edr", "c-1", owner="two", until=later, now=NOW) == "one"
+        assert two.claim_event("edr", "c-1", owner="two", until=later, now=later) == "two"
+        assert one.claim_event("edr", "c-1", owner="one", until=later, now=NOW) == "two"
+
+
+def test_one_runner_per_file_released_by_a_dead_process(path: Path) -> None:
+    with SQLiteStore(path) as one, SQLiteStore(path) as two:
+        assert one.acquire_runner("h/1/one", NOW) is None
+        assert two.acquire_runner("h/2/two", NOW + HOUR) == ("h/1/one", NOW)
+        one.release_runner("h/1/one")
+        assert two.acquire_runner("h/2/two", NOW + HOUR) is None
+        two.release_runner("h/2/two")
+    # A process that takes the database and dies without letting go (SIGKILL) does not
+    # keep it: the system releases the lock with the process.
+    script = (
+        "import os, sys; from datetime import datetime, UTC; import fido\n"
+        "store = fido.SQLiteStore(sys.argv[1])\n"
+        "assert store.acquire_runner('h/9/dead', datetime.now(UTC)) is None\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)  # noqa: S603
+    with SQLiteStore(path) as after:
+        assert after.acquire_runner("h/3/after", NOW) is None
+        with SQLiteStore(path) as other:
+            assert other.acquire_runner("h/4/other", NOW) == ("h/3/after", NOW)
+
+
+def test_the_database_is_private(path: Path) -> None:
+    with SQLiteStore(path) as store:
+        store.add_event(ev("p-1"))
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
 
 
 def test_an_event_left_out_of_a_resave_is_pending_again(store: SQLiteStore) -> None:

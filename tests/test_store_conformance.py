@@ -274,13 +274,19 @@ def test_find_open_window_edges(store: AnyStore) -> None:
     assert find(store, hosts=hosts, start=paris - HOUR, end=paris) == "inc-1"
 
 
-def test_find_open_only_open(store: AnyStore) -> None:
+def test_find_open_only_joinable(store: AnyStore) -> None:
+    suppressed = fido.IncidentStatus.SUPPRESSED
     store.save_incident(inc("inc-1", ev("o-1"), status=fido.IncidentStatus.CLOSED))
-    store.save_incident(inc("inc-2", ev("o-2"), status=fido.IncidentStatus.SUPPRESSED))
+    store.save_incident(inc("inc-2", ev("o-2"), status=suppressed, level="allowlisted"))
     assert find(store, hosts=["ws-042"]) is None
     store.save_incident(inc("inc-1", ev("o-1")))
     assert find(store, hosts=["ws-042"]) == "inc-1"
     store.save_incident(inc("inc-1", ev("o-1"), status=fido.IncidentStatus.CLOSED))
+    assert find(store, hosts=["ws-042"]) is None
+    # suppressed by its score (the policy's lowest level), not by the allowlist: joinable
+    store.save_incident(inc("inc-3", ev("o-3"), status=suppressed, level="suppress"))
+    assert find(store, hosts=["ws-042"]) == "inc-3"
+    store.save_incident(inc("inc-3", ev("o-3"), status=suppressed, level="allowlisted"))
     assert find(store, hosts=["ws-042"]) is None
 
 
@@ -438,6 +444,68 @@ def test_history_prior_incidents(store: AnyStore) -> None:
     ]
     later = store.history(observables=[], hosts=["ws-042"], since=NOW + US)
     assert later.incidents == ()
+
+
+# -- revisions, claims, the runner --------------------------------------------------------
+
+
+def test_revisions_refuse_a_stale_save(store: AnyStore) -> None:
+    first = inc("inc-1", ev("v-1"))
+    assert store.save_incident(first, expected=0) == 1
+    read = store.get_incident("inc-1")
+    assert read is not None
+    assert read.revision == 1
+    assert read == first  # the revision is not part of equality...
+    assert "revision" not in read.to_dict()  # ...nor of the data
+    other = store.get_incident("inc-1")
+    assert other is not None
+    other.status = fido.IncidentStatus.CLOSED
+    assert store.save_incident(other, expected=other.revision) == 2
+    read.events = (*read.events, ev("v-2"))
+    with pytest.raises(fido.ConflictError, match="since it was read") as info:
+        store.save_incident(read, expected=read.revision)
+    assert (info.value.incident_id, info.value.expected, info.value.found) == ("inc-1", 1, 2)
+    after = store.get_incident("inc-1")
+    assert after is not None
+    assert (after.status, after.revision, [e.id for e in after.events]) == (
+        fido.IncidentStatus.CLOSED,
+        2,
+        ["v-1"],
+    )
+    assert store.incident_for_event("edr", "v-2") is None  # nothing of it was written
+    with pytest.raises(fido.ConflictError):
+        store.save_incident(inc("inc-1", ev("v-1")), expected=0)  # "new" is a revision too
+    assert store.save_incident(read) == 3  # without `expected`, whatever is stored
+    assert [i.revision for i in store.incidents()] == [3]
+
+
+def test_claims(store: AnyStore) -> None:
+    later = NOW + HOUR
+    assert store.add_event(ev("k-1"), owner="a", until=later) is True
+    assert list(store.add_events([ev("k-2"), ev("k-3")], owner="a", until=later)) == [True] * 2
+    store.add_event(ev("k-4"))  # unclaimed
+    claim: dict[str, Any] = {"owner": "b", "until": later + HOUR, "now": NOW}
+    assert store.claim_event("edr", "k-1", **claim) == "a"  # held: not b's
+    assert store.claim_event("edr", "k-4", **claim) == "b"  # unclaimed: b's now
+    assert store.claim_event("edr", "k-4", **claim) == "b"  # b renews its own
+    assert store.claim_event("edr", "k-1", **claim, steal="a") == "b"  # a is gone
+    assert store.claim_event("edr", "k-2", owner="b", until=later + HOUR, now=later) == "b"
+    assert store.claim_event("edr", "k-3", owner="a", until=later, now=NOW) == "a"
+    store.save_incident(inc("inc-1", ev("k-3")))
+    assert store.claim_event("edr", "k-3", **claim) is None  # part of an incident now
+    assert store.claim_event("edr", "unknown", **claim) is None
+    assert [e.id for e in store.pending_events()] == ["k-1", "k-2", "k-4"]
+
+
+def test_one_runner(store: AnyStore) -> None:
+    assert store.acquire_runner("host/1/a", NOW) is None
+    assert store.acquire_runner("host/1/a", NOW + HOUR) is None  # a renewal
+    assert store.acquire_runner("host/2/b", NOW + HOUR) == ("host/1/a", NOW)
+    store.release_runner("host/2/b")  # not b's to release
+    assert store.acquire_runner("host/2/b", NOW + HOUR) == ("host/1/a", NOW)
+    store.release_runner("host/1/a")
+    assert store.acquire_runner("host/2/b", NOW + HOUR) is None
+    store.release_runner("host/2/b")
 
 
 # -- cursors, dead letters, close ---------------------------------------------------------

@@ -16,6 +16,7 @@ from fido._errors import (
     AdapterError,
     ApprovalError,
     ConfigurationError,
+    ConflictError,
     DetectorError,
     EnrichmentError,
     FidoError,
@@ -24,6 +25,7 @@ from fido._errors import (
     InvalidRecord,
     ResponderError,
     ScoringError,
+    StoreBusy,
 )
 from fido._event import Event
 from fido._findings import (
@@ -39,6 +41,7 @@ from fido._findings import (
 from fido._incident import (
     Approval,
     ApprovalStatus,
+    EmptyLookup,
     EnrichmentFailure,
     FailureKind,
     Incident,
@@ -70,6 +73,7 @@ __all__ = [
     "Assessment",
     "Config",
     "ConfigurationError",
+    "ConflictError",
     "ContextFilter",
     "Contribution",
     "Criticality",
@@ -80,6 +84,7 @@ __all__ = [
     "DetectorError",
     "DetectorState",
     "Dimension",
+    "EmptyLookup",
     "Enricher",
     "EnrichmentError",
     "EnrichmentFailure",
@@ -114,6 +119,7 @@ __all__ = [
     "SeverityScale",
     "StageRecord",
     "Store",
+    "StoreBusy",
     "Subject",
     "User",
     "UserContext",

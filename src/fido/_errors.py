@@ -7,6 +7,8 @@ FidoError
 ├── InvalidRecord          (also ValueError) a finding, incident or other record that is malformed
 ├── ConfigurationError     a configuration or policy file that is wrong (file, key, line)
 ├── ApprovalError          an approval that cannot be given: unknown, answered, expired
+├── ConflictError          a save that would undo another's: the incident changed since it was read
+├── StoreBusy              another `fido run` holds the store (one runner per store)
 ├── AdapterError           an adapter failed (adapter)
 │   ├── DetectorError          parsing or polling a detector
 │   ├── EnrichmentError        looking up a subject (subject)
@@ -33,6 +35,7 @@ __all__ = [
     "AdapterError",
     "ApprovalError",
     "ConfigurationError",
+    "ConflictError",
     "DetectorError",
     "EnrichmentError",
     "FidoError",
@@ -41,6 +44,7 @@ __all__ = [
     "InvalidRecord",
     "ResponderError",
     "ScoringError",
+    "StoreBusy",
 ]
 
 _MAX_VALUE = 80
@@ -240,6 +244,68 @@ class ApprovalError(FidoError):
 
     def context(self) -> dict[str, str]:
         return _context(incident_id=self.incident_id, action=self.action)
+
+
+class ConflictError(FidoError):
+    """A save that would undo another's: the incident changed in the store since it was read.
+
+    Two processes on one store (`fido run` and `fido approve`) may work on one incident at
+    once; each save names the revision it started from, and the store refuses a stale one.
+    The pipeline reloads the incident and does its work again; code of your own that saves
+    with `expected=` does the same.
+
+    Args:
+        message: What happened.
+        incident_id: The incident.
+        expected: The revision the save started from.
+        found: The revision in the store.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        incident_id: str | None = None,
+        expected: int | None = None,
+        found: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.incident_id = incident_id
+        self.expected = expected
+        self.found = found
+
+    def context(self) -> dict[str, str]:
+        return _context(incident_id=self.incident_id, expected=self.expected, found=self.found)
+
+
+class StoreBusy(FidoError):
+    """Another `fido run` holds the store: one run loop per store at a time.
+
+    Args:
+        message: What happened.
+        holder: The other runner's id.
+        host: The host it runs on.
+        pid: Its process id.
+        since: When it took the store (ISO 8601 UTC).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        holder: str | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        since: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.host = host
+        self.pid = pid
+        self.since = since
+
+    def context(self) -> dict[str, str]:
+        return _context(host=self.host, pid=self.pid, since=self.since)
 
 
 class AdapterError(FidoError):

@@ -24,6 +24,7 @@ __all__ = [
     "INCIDENT_SCHEMA",
     "Approval",
     "ApprovalStatus",
+    "EmptyLookup",
     "EnrichmentFailure",
     "FailureKind",
     "Incident",
@@ -35,6 +36,9 @@ __all__ = [
 
 INCIDENT_SCHEMA: Final = 1
 """The version of the dict form that `Incident.to_dict` writes."""
+
+ALLOWLISTED: Final = "allowlisted"
+"""The decision level of an incident the allowlist suppressed."""
 
 
 class IncidentStatus(Enum):
@@ -67,8 +71,15 @@ class ResponseStatus(Enum):
     left by a crash means the outcome is unknown: fido does not call again (it could send
     twice) and reports it instead."""
     DONE = "done"
+    """The responder returned."""
     FAILED = "failed"
+    """The responder raised, or was not called at all (no worker thread was free): it did
+    not act, so the next event on the incident tries again."""
     SKIPPED = "skipped"
+    """No responder is configured for the action."""
+    UNKNOWN = "unknown"
+    """The responder did not answer within `limits.respond_timeout`: it may have acted or
+    not. As for STARTED, fido does not call again (it could send twice); check by hand."""
 
 
 class ApprovalStatus(Enum):
@@ -96,6 +107,21 @@ class EnrichmentFailure:
     subject: Subject
     kind: FailureKind
     message: str
+    at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class EmptyLookup:
+    """A look-up that found nothing: remembered so that the subject is not asked again.
+
+    Args:
+        enricher: The enricher's name.
+        subject: What it was asked about.
+        at: When.
+    """
+
+    enricher: str
+    subject: Subject
     at: datetime
 
 
@@ -180,12 +206,16 @@ class Incident:
         events: The correlated events, in arrival order.
         findings: What the enrichers found, with provenance.
         failures: Look-ups that gave no finding, and why.
+        empty_lookups: Look-ups that found nothing (not repeated for later events).
         assessment: The latest assessment (empty until scored).
         decision: The latest decision (empty until decided).
         responses: Every action handed to a responder, and the outcome.
         approvals: Actions that waited (or wait) for a person.
         audit: Every stage that ran, when, for how long, with what outcome.
         suppressed_by: Why the incident was suppressed (the allowlist entry), if it was.
+        revision: How many times the store had saved the incident when this copy was read
+            (0: never saved). Set by the store; not part of the data (`to_dict`) nor of
+            equality. A save with `expected=incident.revision` refuses to undo another's.
     """
 
     id: str
@@ -195,12 +225,24 @@ class Incident:
     events: tuple[Event, ...] = ()
     findings: tuple[Finding, ...] = ()
     failures: tuple[EnrichmentFailure, ...] = ()
+    empty_lookups: tuple[EmptyLookup, ...] = ()
     assessment: Assessment = attrs.field(factory=Assessment)
     decision: Decision = attrs.field(factory=Decision)
     responses: tuple[ResponseRecord, ...] = ()
     approvals: tuple[Approval, ...] = ()
     audit: tuple[StageRecord, ...] = ()
     suppressed_by: str | None = None
+    revision: int = attrs.field(default=0, eq=False, metadata={"derived": True})
+
+    @property
+    def joinable(self) -> bool:
+        """Whether a later correlated event may join it: open, or suppressed by its score.
+
+        An incident the allowlist suppressed, or a closed one, is not joined.
+        """
+        if self.status is IncidentStatus.OPEN:
+            return True
+        return self.status is IncidentStatus.SUPPRESSED and self.decision.level != ALLOWLISTED
 
     @property
     def title(self) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from fido._errors import ConflictError
 from fido._incident import ApprovalStatus, Incident, IncidentStatus
 from fido.scoring._history import History, PriorIncident
 
@@ -43,21 +44,49 @@ class MemoryStore:
         self._dead: list[DeadLetter] = []
         self._cursors: dict[str, str | None] = {}
         self._unfinished: set[str] = set()
+        self._claims: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._runner: tuple[str, datetime] | None = None
 
     def __repr__(self) -> str:
         return f"MemoryStore(incidents={len(self._incidents)}, events={len(self._events)})"
 
-    def add_event(self, event: Event) -> bool:
+    def add_event(
+        self, event: Event, *, owner: str | None = None, until: datetime | None = None
+    ) -> bool:
         with self._lock:
             if event.key in self._events:
                 return False
             self._events[event.key] = None
             self._pending[event.key] = event
+            if owner is not None and until is not None:
+                self._claims[event.key] = (owner, until)
             return True
 
-    def add_events(self, events: Sequence[Event]) -> list[bool]:
+    def add_events(
+        self, events: Sequence[Event], *, owner: str | None = None, until: datetime | None = None
+    ) -> list[bool]:
         with self._lock:
-            return [self.add_event(event) for event in events]
+            return [self.add_event(event, owner=owner, until=until) for event in events]
+
+    def claim_event(
+        self,
+        detector: str,
+        event_id: str,
+        *,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        steal: str | None = None,
+    ) -> str | None:
+        key = (detector, event_id)
+        with self._lock:
+            if key not in self._pending:
+                return None
+            held = self._claims.get(key)
+            if held is None or held[1] <= now or held[0] in (owner, steal):
+                self._claims[key] = (owner, until)
+                return owner
+            return held[0]
 
     def incident_for_event(self, detector: str, event_id: str) -> str | None:
         with self._lock:
@@ -76,9 +105,20 @@ class MemoryStore:
             newest = self._dead[::-1]
         return newest if limit is None else newest[:limit]
 
-    def save_incident(self, incident: Incident, *, finished: bool = True) -> None:
-        snapshot = attrs.evolve(incident)
+    def save_incident(
+        self, incident: Incident, *, finished: bool = True, expected: int | None = None
+    ) -> int:
         with self._lock:
+            stored = self._incidents.get(incident.id)
+            revision = 0 if stored is None else stored.revision
+            if expected is not None and expected != revision:
+                raise ConflictError(
+                    "the incident was saved by someone else since it was read",
+                    incident_id=incident.id,
+                    expected=expected,
+                    found=revision,
+                )
+            snapshot = attrs.evolve(incident, revision=revision + 1)
             self._incidents[incident.id] = snapshot
             if finished:
                 self._unfinished.discard(incident.id)
@@ -87,11 +127,13 @@ class MemoryStore:
             for event in incident.events:
                 self._events[event.key] = incident.id
                 self._pending.pop(event.key, None)
+                self._claims.pop(event.key, None)
             for host in incident.hosts:
                 for key in host.keys:
                     self._by_host.setdefault(key, set()).add(incident.id)
             for observable in incident.observables:
                 self._by_observable.setdefault(observable, set()).add(incident.id)
+            return snapshot.revision
 
     def unfinished_incidents(self) -> Sequence[Incident]:
         with self._lock:
@@ -120,7 +162,7 @@ class MemoryStore:
             best: Incident | None = None
             for incident_id in ids:
                 incident = self._incidents[incident_id]
-                if incident.status is not IncidentStatus.OPEN:
+                if not incident.joinable:
                     continue
                 first, last = _span(incident)
                 if last < start or first > end:
@@ -220,6 +262,20 @@ class MemoryStore:
     def set_cursor(self, detector: str, cursor: str | None) -> None:
         with self._lock:
             self._cursors[detector] = cursor
+
+    def acquire_runner(self, owner: str, since: datetime) -> tuple[str, datetime] | None:
+        """Become the store's one runner (see `RunnerStore`); None on success."""
+        with self._lock:
+            if self._runner is None or self._runner[0] == owner:
+                self._runner = (owner, since if self._runner is None else self._runner[1])
+                return None
+            return self._runner
+
+    def release_runner(self, owner: str) -> None:
+        """Let the store go, if `owner` holds it."""
+        with self._lock:
+            if self._runner is not None and self._runner[0] == owner:
+                self._runner = None
 
     def close(self) -> None:
         """Nothing to release."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import threading
 from datetime import UTC, datetime
@@ -20,8 +21,8 @@ import attrs
 from cachetools import LRUCache
 
 from fido._deadletter import DeadLetter
-from fido._errors import FidoError, InvalidRecord
-from fido._incident import IncidentStatus
+from fido._errors import ConflictError, FidoError, InvalidRecord
+from fido._faults import crash_point
 from fido._sqlite_schema import (
     SCHEMA_VERSION,
     bind,
@@ -31,6 +32,7 @@ from fido._sqlite_schema import (
     event_keys,
     incident_row,
     iso,
+    joinable,
     load_event,
     load_incident,
     load_json,
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from fido._event import Event
-    from fido._incident import Incident
+    from fido._incident import Incident, IncidentStatus
     from fido._observable import Observable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -67,8 +69,16 @@ ON CONFLICT (id) DO UPDATE SET
     event_count = excluded.event_count, audit_count = excluded.audit_count,
     approval_due = excluded.approval_due
 """
-_STORED: Final = """SELECT revision, event_count, audit_count, status, last_seen
+_STORED: Final = """SELECT revision, event_count, audit_count, status, last_seen, level
 FROM incidents WHERE id = ?"""
+_ADD_EVENT: Final = """INSERT INTO events (detector, id, data, claimed_by, claimed_until)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT (detector, id) DO NOTHING"""
+_CLAIM: Final = """UPDATE events SET claimed_by = ?, claimed_until = ?
+WHERE detector = ? AND id = ? AND incident_id IS NULL
+    AND (claimed_by IS NULL OR claimed_until <= ? OR claimed_by = ? OR claimed_by = ?)"""
+_CLAIMED: Final = "SELECT incident_id, claimed_by FROM events WHERE detector = ? AND id = ?"
+_PLACE_EVENT: Final = """UPDATE events SET incident_id = ?, position = ?, claimed_by = NULL,
+    claimed_until = NULL WHERE detector = ? AND id = ?"""
 _EVENTS_OF: Final = """SELECT detector, id, data FROM events
 WHERE incident_id = ? ORDER BY position"""
 _AUDIT_OF: Final = "SELECT data FROM incident_audit WHERE incident_id = ? ORDER BY position"
@@ -105,6 +115,15 @@ WHERE key IN ({marks}) AND incident_id IS NOT ? GROUP BY key"""
 _PRIORS: Final = """SELECT h.key, h.incident_id, h.last_seen, i.total, i.level
 FROM incident_hosts AS h JOIN incidents AS i ON i.id = h.incident_id
 WHERE h.key IN ({marks}) AND h.last_seen >= ? AND h.incident_id IS NOT ?"""
+
+
+def _holder(data: bytes, when: datetime) -> tuple[str, datetime]:
+    """Who holds the runner lock, from what the lock file says (it may be half written)."""
+    try:
+        found = json.loads(data)
+        return str(found["owner"]), datetime.fromisoformat(found["since"])
+    except (ValueError, KeyError, TypeError):
+        return "unknown", when
 
 
 def _marks(count: int) -> str:
@@ -177,6 +196,8 @@ class SQLiteStore:
         self._seen: LRUCache[str, tuple[int, Incident]] = LRUCache(
             maxsize=_CACHED, getsizeof=lambda seen: 1 + len(seen[1].events)
         )
+        self._runner: tuple[str, datetime] | None = None
+        self._runner_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -221,23 +242,46 @@ class SQLiteStore:
 
     # -- events ---------------------------------------------------------------------------
 
-    def add_event(self, event: Event) -> bool:
-        """Store an event before it is processed; False if `(detector, id)` is stored already."""
-        return self.add_events((event,))[0]
+    def add_event(
+        self, event: Event, *, owner: str | None = None, until: datetime | None = None
+    ) -> bool:
+        """Store an event before it is processed; False if `(detector, id)` is stored already.
 
-    def add_events(self, events: Sequence[Event]) -> list[bool]:
+        With `owner`, the event it adds is claimed by `owner` until `until`.
+        """
+        return self.add_events((event,), owner=owner, until=until)[0]
+
+    def add_events(
+        self, events: Sequence[Event], *, owner: str | None = None, until: datetime | None = None
+    ) -> list[bool]:
         """`add_event` for a batch, in one transaction (of duplicates, the first wins)."""
-        rows = [(bind(e.detector), bind(e.id), dump_json(e.to_dict())) for e in events]
-        added: list[bool] = []
+        claim = (None, None) if owner is None or until is None else (bind(owner), iso(until))
+        rows = [(bind(e.detector), bind(e.id), dump_json(e.to_dict()), *claim) for e in events]
         with self._transaction(write=True) as db:
-            for row in rows:
-                cursor = db.execute(
-                    "INSERT INTO events (detector, id, data) VALUES (?, ?, ?)"
-                    " ON CONFLICT (detector, id) DO NOTHING",
-                    row,
-                )
-                added.append(cursor.rowcount == 1)
-        return added
+            return [db.execute(_ADD_EVENT, row).rowcount == 1 for row in rows]
+
+    def claim_event(
+        self,
+        detector: str,
+        event_id: str,
+        *,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        steal: str | None = None,
+    ) -> str | None:
+        """Claim a stored event not yet part of an incident (see `Store.claim_event`)."""
+        key = (bind(detector), bind(event_id))
+        mine = bind(owner)
+        other = mine if steal is None else bind(steal)
+        with self._transaction(write=True) as db:
+            claimed = db.execute(_CLAIM, (mine, iso(until), *key, iso(now), mine, other))
+            if claimed.rowcount == 1:
+                return owner
+            row = db.execute(_CLAIMED, key).fetchone()
+        if row is None or row[0] is not None or row[1] is None:
+            return None
+        return text(row[1])
 
     def incident_for_event(self, detector: str, event_id: str) -> str | None:
         """The id of the incident that holds the event, if it was processed."""
@@ -309,23 +353,34 @@ class SQLiteStore:
 
     # -- incidents ------------------------------------------------------------------------
 
-    def save_incident(self, incident: Incident, *, finished: bool = True) -> None:
+    def save_incident(
+        self, incident: Incident, *, finished: bool = True, expected: int | None = None
+    ) -> int:
         """Insert or replace an incident, mark its events as part of it, and index it.
 
         The incident's host and observable rows are those of this save. `finished=False`
-        marks a save in the middle of processing (see `unfinished_incidents`).
+        marks a save in the middle of processing (see `unfinished_incidents`). With
+        `expected`, the save is refused (`ConflictError`) unless the stored revision is
+        that one. Returns the new revision.
         """
         key = bind(incident.id)
         last_seen = span(incident)[1]
-        is_open = int(incident.status is IncidentStatus.OPEN)
+        is_open = int(incident.joinable)
         with self._transaction(write=True) as db:
             stored = db.execute(_STORED, (key,)).fetchone()
             revision = 0 if stored is None else stored[0]
+            if expected is not None and expected != revision:
+                raise ConflictError(
+                    "the incident was saved by someone else since it was read",
+                    incident_id=incident.id,
+                    expected=expected,
+                    found=revision,
+                )
             start_events = start_audit = 0
             extends = stored is not None and self._extends(incident, *stored[:3])
             if extends:
                 start_events, start_audit = stored[1], stored[2]
-                moved = stored[3] != incident.status.value or stored[4] != last_seen
+                moved = joinable(stored[3], stored[5]) != bool(is_open) or stored[4] != last_seen
             else:  # new, or changed elsewhere since: write it whole
                 db.execute(
                     "UPDATE events SET incident_id = NULL, position = NULL WHERE incident_id = ?",
@@ -340,10 +395,7 @@ class SQLiteStore:
             new_events = incident.events[start_events:]
             for position, event in enumerate(new_events, start=start_events):
                 event_key = (bind(event.detector), bind(event.id))
-                updated = db.execute(
-                    "UPDATE events SET incident_id = ?, position = ? WHERE detector = ? AND id = ?",
-                    (key, position, *event_key),
-                )
+                updated = db.execute(_PLACE_EVENT, (key, position, *event_key))
                 if updated.rowcount == 0:
                     db.execute(
                         "INSERT INTO events (detector, id, incident_id, data, position)"
@@ -360,7 +412,10 @@ class SQLiteStore:
                 if extends and moved:
                     db.execute(update, (is_open, last_seen, key))
                 db.executemany(insert, [(key, k, is_open, last_seen) for k in keys])
-            self._seen[incident.id] = (revision + 1, attrs.evolve(incident))
+            if finished:
+                crash_point("saving")
+            self._seen[incident.id] = (revision + 1, attrs.evolve(incident, revision=revision + 1))
+        return revision + 1
 
     def _extends(self, incident: Incident, revision: int, events: int, audit: int) -> bool:
         """Whether the stored incident is what this store last saw, and `incident` only adds.
@@ -392,7 +447,7 @@ class SQLiteStore:
                 db = self._open()
                 row = db.execute("SELECT revision FROM incidents WHERE id = ?", (key,)).fetchone()
                 if row is not None and row[0] == seen[0]:
-                    return attrs.evolve(seen[1])
+                    return attrs.evolve(seen[1], revision=seen[0])
             found = self._load("SELECT id, data, revision FROM incidents WHERE id = ?", (key,))
             if not found:
                 return None
@@ -416,6 +471,7 @@ class SQLiteStore:
                     db.execute(_EVENTS_OF, (incident_id,)).fetchall(),
                     [row[0] for row in db.execute(_AUDIT_OF, (incident_id,))],
                 )
+                incident.revision = revision
                 loaded.append(incident)
                 if len(rows) == 1:  # a single read is likely the next save's base
                     self._seen[incident.id] = (revision, attrs.evolve(incident))
@@ -557,8 +613,59 @@ class SQLiteStore:
                 (bind(detector), _bind_optional(cursor), iso(datetime.now(UTC))),
             )
 
+    # -- the runner -----------------------------------------------------------------------
+
+    @property
+    def runner_lock(self) -> str | None:
+        """The file whose `flock` makes one run loop per database (None for `:memory:`)."""
+        return None if self._path == ":memory:" else f"{self._path}.run.lock"
+
+    def acquire_runner(self, owner: str, since: datetime) -> tuple[str, datetime] | None:
+        """Become the database's one runner (see `RunnerStore`); None on success.
+
+        The hold is an exclusive `flock` on `runner_lock`, which also names the holder
+        (so that a refused runner can say who has it). The system releases it when the
+        holder's process ends, however it ends: a crashed run never blocks the next one.
+        """
+        with self._lock:
+            if self._runner is not None:
+                return None if self._runner[0] == owner else self._runner
+            lock = self.runner_lock
+            if lock is None:
+                self._runner = (owner, since)
+                return None
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - no flock here: no guard either
+                self._runner = (owner, since)
+                return None
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _holder(os.pread(fd, 4096, 0), since)
+                os.close(fd)
+                return holder
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"owner": owner, "since": iso(since)}).encode(), 0)
+            self._runner, self._runner_fd = (owner, since), fd
+            return None
+
+    def release_runner(self, owner: str) -> None:
+        """Let the database go, if `owner` holds it (the lock file is emptied)."""
+        with self._lock:
+            if self._runner is None or self._runner[0] != owner:
+                return
+            self._runner = None
+            fd, self._runner_fd = self._runner_fd, None
+            if fd is not None:
+                os.ftruncate(fd, 0)
+                os.close(fd)  # closing the last descriptor releases the flock
+
     def close(self) -> None:
         """Close the database (idempotent). The store cannot be used afterwards."""
+        if self._runner is not None:
+            self.release_runner(self._runner[0])
         with self._lock:
             if self._db is not None:
                 self._db.close()

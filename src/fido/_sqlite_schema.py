@@ -1,16 +1,18 @@
 """The database behind `SQLiteStore`: the schema, its migrations, and the value codecs.
 
-Version 2 (`SCHEMA_VERSION`) has these tables. Times are ISO 8601 UTC text with fixed
+Version 3 (`SCHEMA_VERSION`) has these tables. Times are ISO 8601 UTC text with fixed
 microseconds (`2026-11-28T12:00:00.000000+00:00`), so that text order is time order.
 Identifiers (event, incident, host and observable keys) are text; a string that UTF-8
 cannot encode (a lone surrogate from a hostile alert) is kept as a BLOB of its
 `surrogatepass` encoding, so every Python string is stored exactly.
 
 - `meta(key, value)`: `schema_version` is the schema's version.
-- `events(detector, id, incident_id, data, position)`: every stored event, primary key
-  `(detector, id)`. `incident_id` is NULL while the event is not yet part of a saved
-  incident (`pending_events`, in rowid order, which is insertion order); `position` is
-  its place among the incident's events. `data` is `Event.to_dict()` as JSON.
+- `events(detector, id, incident_id, data, position, claimed_by, claimed_until)`: every
+  stored event, primary key `(detector, id)`. `incident_id` is NULL while the event is not
+  yet part of a saved incident (`pending_events`, in rowid order, which is insertion
+  order); `position` is its place among the incident's events. `data` is
+  `Event.to_dict()` as JSON. `claimed_by` and `claimed_until` say which pipeline works on
+  a pending event, until when (NULL once it is part of an incident).
 - `incidents(id, status, created_at, updated_at, first_seen, last_seen, total, level,
   finished, pending_approvals, data, revision, event_count, audit_count)`: one row per
   incident; `first_seen`/`last_seen` are the earliest and latest event times
@@ -27,7 +29,8 @@ cannot encode (a lone surrogate from a hostile alert) is kept as a BLOB of its
 - `incident_hosts(incident_id, key, open, last_seen)` and
   `incident_observables(incident_id, key, open, last_seen)`: one row per host key
   (`Host.keys`) or observable key (`Observable.key`) of an incident, primary key
-  `(incident_id, key)`, replaced by each `save_incident`. `open` (the status is OPEN) and
+  `(incident_id, key)`, replaced by each `save_incident`. `open` (the incident is
+  joinable: open, or suppressed by its score rather than the allowlist) and
   `last_seen` repeat the incident's, so that correlation and history find their
   candidates in one range of one index.
 - `dead_letters(id, at, detector, event_id, field, reason, payload)`: `id` autoincrements
@@ -42,14 +45,15 @@ incidents per host since a time, and open incidents by host or observable in a
 correlation window.
 
 Migrations: `MIGRATIONS[n]` takes a database from version n to n + 1. A new database gets
-the version-1 schema (`BASELINE`, frozen) and then the migrations after it, so version 2 is
-one function appended to `MIGRATIONS`. `connect` applies what is missing in one
+the version-1 schema (`BASELINE`, frozen) and then the migrations after it, so each later
+version is one function appended to `MIGRATIONS`. `connect` applies what is missing in one
 transaction when the store opens.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -60,7 +64,14 @@ import attrs
 from fido import _serde
 from fido._errors import ConfigurationError, InvalidRecord, shorten
 from fido._event import Event
-from fido._incident import INCIDENT_SCHEMA, ApprovalStatus, Incident, IncidentStatus, StageRecord
+from fido._incident import (
+    ALLOWLISTED,
+    INCIDENT_SCHEMA,
+    ApprovalStatus,
+    Incident,
+    IncidentStatus,
+    StageRecord,
+)
 
 __all__ = [
     "BASELINE",
@@ -74,6 +85,7 @@ __all__ = [
     "event_keys",
     "incident_row",
     "iso",
+    "joinable",
     "load_event",
     "load_incident",
     "load_json",
@@ -180,6 +192,13 @@ def load_event(detector: str | bytes, event_id: str | bytes, data: str | bytes) 
         return Event.from_dict(parsed)
     except ValueError as exc:  # InvalidEvent
         raise InvalidRecord(f"{what}: {exc}", record="Event") from None
+
+
+def joinable(status: str, level: str | bytes) -> bool:
+    """`Incident.joinable` from the stored status and decision level."""
+    if status == IncidentStatus.OPEN.value:
+        return True
+    return status == IncidentStatus.SUPPRESSED.value and text(level) != ALLOWLISTED
 
 
 def span(incident: Incident) -> tuple[str, str]:
@@ -401,7 +420,25 @@ _V2_STATEMENTS: Final = (
     ),
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2)
+
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Version 2 to 3: event claims, and incidents suppressed by their score are joinable.
+
+    Pending events get an owner and a time (`claimed_by`, `claimed_until`), so that two
+    pipelines on one database never process the same alert at once. The link tables'
+    `open` flag now means joinable, which takes in the incidents the score suppressed.
+    """
+    db.execute("ALTER TABLE events ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE events ADD COLUMN claimed_until TEXT")
+    for table in ("incident_hosts", "incident_observables"):
+        db.execute(
+            f"UPDATE {table} SET open = 1 WHERE incident_id IN"  # noqa: S608 - our names
+            " (SELECT id FROM incidents WHERE status = ? AND level != ?)",
+            (IncidentStatus.SUPPRESSED.value, ALLOWLISTED),
+        )
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3)
 """`MIGRATIONS[n]` takes the schema from version n to n + 1. Append; never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -423,6 +460,7 @@ def connect(path: str, *, timeout: float) -> sqlite3.Connection:
         ConfigurationError: The file cannot be opened, is not an SQLite database, is not a
             fido database, or has a schema newer than this fido reads.
     """
+    _create_private(path)
     try:
         db = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
     except sqlite3.Error as exc:
@@ -440,6 +478,23 @@ def connect(path: str, *, timeout: float) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _create_private(path: str) -> None:
+    """Create a missing database file readable by its owner only (0600).
+
+    SQLite gives the `-wal` and `-shm` files the permissions of the database file, so
+    they are private too. An existing file is left as it is.
+    """
+    if path == ":memory:" or path.startswith("file:") or not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a directory, a missing parent: sqlite3.connect says what is wrong
+    os.close(fd)
 
 
 def _version(db: sqlite3.Connection, path: str) -> int | None:
