@@ -47,7 +47,7 @@ def test_stats_become_metrics() -> None:
         pipeline.process(event(id="m-1"))
         pipeline.process(event(id="m-1"))  # a duplicate
         points = collected(reader)
-    assert points[("fido.events", (("counter", "processed"),))] == 2
+    assert points[("fido.events", (("counter", "processed"),))] == 1  # not the duplicate
     assert points[("fido.events", (("counter", "duplicates"),))] == 1
     assert points[("fido.duration.p50", (("timing", "stage.score"),))] > 0
     assert points[("fido.duration.p99", (("timing", "stage.score"),))] > 0

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import secrets
 import signal
 import statistics
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
-import attrs
-
-from fido import _portal
+from fido import _approvals, _portal
 from fido._deadletter import DeadLetter
-from fido._errors import ApprovalError, DetectorError, FidoError, InvalidEvent
-from fido._incident import Approval, ApprovalStatus, Incident
+from fido._errors import (
+    ConflictError,
+    DetectorError,
+    FidoError,
+    InvalidEvent,
+)
+from fido._incident import Approval, Incident
 from fido._logging import EVENT_ID, INCIDENT_ID, get_logger
 from fido._memory import MemoryStore
-from fido._respond import respond
-from fido._run import RunSummary, run_loop
-from fido._runtime import Finished, Limits, Runtime, Work
-from fido._stages import AFTER, BEFORE, record
+from fido._run import RunSummary, checked_item, run_loop
+from fido._runtime import Finished, Limits, Runtime, Work, enlist, owner_id, retire
+from fido._stages import AFTER, BEFORE, carry_over, record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -40,9 +42,25 @@ T = TypeVar("T")
 
 log = get_logger("fido.pipeline")
 
+MAX_CONFLICTS: Final = _approvals.MAX_CONFLICTS
+DRAIN_TIMEOUT: Final = 30.0
+"""Seconds `close()` waits for the work in flight to finish before cancelling it."""
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _release(work: Work, rt: Runtime, incident: Incident | None) -> None:
+    """Resolve this event's entry in `Runtime.inflight`: its incident, or None (try again)."""
+    future = work.future
+    if future is None:
+        return
+    key = work.event.key if work.event is not None else work.item.key
+    if rt.inflight.get(key) is future:
+        del rt.inflight[key]
+    if not future.done():
+        future.set_result(incident)
 
 
 class Pipeline:
@@ -102,7 +120,7 @@ class Pipeline:
         self._clock = clock or _utcnow
         self._portal = _portal.Portal()
         self._runtime: Runtime | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._pools: tuple[_portal.Workers, ...] = ()
         self._closed = False
 
     @classmethod
@@ -144,8 +162,10 @@ class Pipeline:
     def _rt(self) -> Runtime:
         """The runtime, made on first use on the portal's loop (its locks belong there)."""
         if self._runtime is None:
-            self._executor = ThreadPoolExecutor(
-                self.limits.workers, thread_name_prefix="fido-worker"
+            origin = secrets.token_hex(4)
+            self._pools = (
+                _portal.Workers(self.limits.workers, "fido-worker"),
+                _portal.Workers(self.limits.workers, "fido-respond"),
             )
             self._runtime = Runtime(
                 store=self.store,
@@ -155,9 +175,13 @@ class Pipeline:
                 responders=self.responders,
                 clock=self._clock,
                 limits=self.limits,
-                executor=self._executor,
+                executor=self._pools[0],
+                respond_pool=self._pools[1],
                 lookups=asyncio.Semaphore(self.limits.max_lookups),
+                owner=owner_id(origin),
+                origin=origin,
             )
+            enlist(self._runtime.owner)
         return self._runtime
 
     # -- processing ---------------------------------------------------------------------
@@ -250,11 +274,26 @@ class Pipeline:
         """The async twin of `process_payload`."""
         return await self._async(self._process_payload(detector, payload))
 
-    async def _process(self, item: Event | Mapping[str, Any], *, stored: bool = False) -> Incident:
-        """Process one alert. `stored`: the run loop has just added the event to the store."""
+    async def _process(
+        self,
+        item: Event | Mapping[str, Any],
+        *,
+        reserved: asyncio.Future[Incident | None] | None = None,
+        resume: bool = False,
+    ) -> Incident:
+        """Process one alert.
+
+        Args:
+            item: The alert.
+            reserved: The run loop stored and claimed the event just now, and made its
+                entry in `Runtime.inflight` (copies that arrive meanwhile wait for it).
+            resume: The resume path at the start of a run: an event another live pipeline
+                claims is left to it (`Elsewhere` is raised).
+        """
         rt = self._rt()
-        work = Work(item, rt.clock(), stored=stored)
+        work = Work(item, rt.clock(), future=reserved, stored=reserved is not None, resume=resume)
         event_token = incident_token = None
+        duplicate = False
         try:
             for stage in BEFORE:
                 with work.stage(stage.name, rt.clock) as note:
@@ -265,32 +304,72 @@ class Pipeline:
             incident_token = INCIDENT_ID.set(incident.id)
             async with rt.incidents.hold(incident.id):
                 incident = await self._reload(work, rt, incident)
-                for stage in AFTER:
-                    with work.stage(stage.name, rt.clock) as note:
-                        note.detail = await stage(work, rt)
-                incident = await record(work, rt, incident)
+                incident = await self._after(work, rt, incident)
         except Finished as done:
             incident = done.incident
+            duplicate = done.outcome == "duplicate"
             if done.outcome == "suppressed":
-                incident = await record(work, rt, incident)
-        except BaseException as exc:
+                try:
+                    incident = await record(work, rt, incident)
+                except BaseException:
+                    _release(work, rt, None)
+                    raise
+        except BaseException:
             if work.incident is not None:
                 rt.fresh.pop(work.incident.id, None)
-            if work.future is not None and not work.future.done():
-                work.future.set_exception(exc)
-                work.future.exception()  # consumed here: the caller gets `exc` itself
+            # Those waiting for this event try again themselves: they never get our error
+            # (a CancelledError least of all).
+            _release(work, rt, None)
             raise
         finally:
-            if work.future is not None and work.event is not None:
-                rt.inflight.pop(work.event.key, None)
             if incident_token is not None:
                 INCIDENT_ID.reset(incident_token)
             if event_token is not None:
                 EVENT_ID.reset(event_token)
-        if work.future is not None and not work.future.done():
-            work.future.set_result(incident)
-        rt.counters["processed"] += 1
+        _release(work, rt, incident)
+        if not duplicate:
+            rt.counters["processed"] += 1
         return incident
+
+    async def _after(self, work: Work, rt: Runtime, incident: Incident) -> Incident:
+        """The stages after correlation, and the record.
+
+        Again on the latest incident when a save finds that another process saved it
+        meanwhile (at most `MAX_CONFLICTS` times).
+        """
+        for attempt in range(MAX_CONFLICTS + 1):
+            mark = len(work.audit)
+            try:
+                for stage in AFTER:
+                    with work.stage(stage.name, rt.clock) as note:
+                        note.detail = await stage(work, rt)
+                return await record(work, rt, incident)
+            except ConflictError as conflict:
+                if attempt == MAX_CONFLICTS:
+                    raise
+                del work.audit[mark:]
+                incident = await self._reloaded(work, rt, incident, conflict)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reloaded(
+        self, work: Work, rt: Runtime, incident: Incident, conflict: ConflictError
+    ) -> Incident:
+        """The latest stored incident, with what this journey found and did added to it."""
+        rt.counters["conflicts"] += 1
+        latest = await _portal.maybe_await(rt.store.get_incident(incident.id))
+        if latest is None:
+            raise conflict
+        rt.fresh.pop(incident.id, None)
+        latest = carry_over(latest, work)
+        work.incident = latest
+        with work.stage("reload", rt.clock) as note:
+            note.outcome = "conflict"
+            note.detail = (
+                f"saved elsewhere meanwhile (revision {conflict.found}, not {conflict.expected}):"
+                " reloaded, and the stages after correlation run again"
+            )
+        log.info("%s was saved elsewhere meanwhile: reloaded", incident.id)
+        return latest
 
     async def _finish(self, incident_id: str) -> Incident | None:
         """Finish an incident a crash left unfinished: the stages after correlation, again.
@@ -307,11 +386,9 @@ class Pipeline:
                     return None
                 work = Work(None, rt.clock())
                 work.incident = incident
-                for stage in AFTER:
-                    with work.stage(stage.name, rt.clock) as note:
-                        note.detail = await stage(work, rt)
+                incident = await self._after(work, rt, incident)
                 rt.counters["resumed"] += 1
-                return await record(work, rt, incident)
+                return incident
         finally:
             INCIDENT_ID.reset(token)
 
@@ -396,6 +473,10 @@ class Pipeline:
                 return candidate
         raise DetectorError("no such detector in this pipeline", adapter=detector)
 
+    def checked(self, detector: Detector, item: object) -> Event | DeadLetter:
+        """What a detector's poll gave, as an event or a dead letter (`checked_item`)."""
+        return checked_item(detector, item, self._rt().clock())
+
     async def _dead_letter(self, letter: DeadLetter) -> None:
         rt = self._rt()
         rt.counters["dead_lettered"] += 1
@@ -416,6 +497,7 @@ class Pipeline:
         idle_interval: float = 5.0,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         handle_signals: bool = True,
+        wait_for_store: bool = False,
     ) -> RunSummary:
         """Poll every detector on its interval and process what arrives, until stopped.
 
@@ -436,9 +518,21 @@ class Pipeline:
             idle_interval: Seconds between polls for detectors without an `interval`.
             on_progress: Called about twice a second with counters, on fido's thread.
             handle_signals: Install SIGINT and SIGTERM handlers for the run.
+            wait_for_store: When another run holds the store, wait for it to stop
+                (until this run is stopped) rather than raise `StoreBusy`.
+
+        One run per store: a second run on the same store (another process, or another
+        pipeline) raises `StoreBusy` naming the first (its pid, host, and since when),
+        unless `wait_for_store`. A run that crashed never blocks the next one.
+
+        With `exit_when_idle`, a detector that keeps failing counts as settled (it is
+        backing off); the summary's `failed_detectors` names it.
 
         Returns:
             What the run did.
+
+        Raises:
+            StoreBusy: Another run holds the store.
         """
         stop_holder: list[asyncio.Event] = []
         ready = threading.Event()
@@ -453,6 +547,7 @@ class Pipeline:
                 exit_when_idle=exit_when_idle,
                 idle_interval=idle_interval,
                 on_progress=on_progress,
+                wait_for_store=wait_for_store,
             )
 
         if self._closed:
@@ -489,6 +584,7 @@ class Pipeline:
         exit_when_idle: bool = False,
         idle_interval: float = 5.0,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        wait_for_store: bool = False,
     ) -> RunSummary:
         """The async twin of `run`; it stops when `stop` (an event of your loop) is set."""
         done = threading.Event()
@@ -505,6 +601,7 @@ class Pipeline:
                 exit_when_idle=exit_when_idle,
                 idle_interval=idle_interval,
                 on_progress=on_progress,
+                wait_for_store=wait_for_store,
             )
 
         task = caller.create_task(self._async(main()))
@@ -577,130 +674,13 @@ class Pipeline:
     async def _answer(
         self, incident_id: str, action: str, by: str, note: str | None, *, approve: bool
     ) -> Incident:
-        rt = self._rt()
-        who: object = by
-        if not isinstance(who, str) or not who.strip():
-            raise ApprovalError(
-                "an answer names who gives it (by=...)", incident_id=incident_id, action=action
-            )
-        async with rt.incidents.hold(incident_id):
-            incident = await _portal.maybe_await(rt.store.get_incident(incident_id))
-            if incident is None:
-                raise ApprovalError("no such incident", incident_id=incident_id, action=action)
-            now = rt.clock()
-            index, approval = self._find(incident, action)
-            work = Work(None, now)
-            stage = "approve" if approve else "reject"
-            if approval.expires_at is not None and now >= approval.expires_at:
-                self._set(
-                    incident,
-                    index,
-                    attrs.evolve(
-                        approval, status=ApprovalStatus.EXPIRED, answered_at=approval.expires_at
-                    ),
-                )
-                with work.stage("expire", rt.clock) as note_:
-                    note_.outcome, note_.detail = "expired", f"{action} expired unanswered"
-                await record(work, rt, incident)
-                raise ApprovalError(
-                    f"the approval expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
-                    incident_id=incident_id,
-                    action=action,
-                )
-            status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-            self._set(
-                incident,
-                index,
-                attrs.evolve(approval, status=status, answered_at=now, by=by.strip(), note=note),
-            )
-            with work.stage(stage, rt.clock) as step:
-                step.detail = f"{action} {status.value} by {by.strip()}"
-                if approve:
-                    step.detail += "; " + await respond(incident, [approval.action], rt)
-            log.info(
-                "%s %s on %s by %s",
-                action,
-                status.value,
-                incident_id,
-                by,
-                extra={"incident_id": incident_id},
-            )
-            return await record(work, rt, incident)
-
-    @staticmethod
-    def _find(incident: Incident, action: str) -> tuple[int, Approval]:
-        answered = None
-        for index, approval in enumerate(incident.approvals):
-            if approval.action.name != action:
-                continue
-            if approval.status is ApprovalStatus.PENDING:
-                return index, approval
-            answered = approval
-        if answered is not None:
-            when = (
-                ""
-                if answered.answered_at is None
-                else f" at {answered.answered_at:%Y-%m-%d %H:%M} UTC"
-            )
-            who = "" if answered.by is None else f" by {answered.by}"
-            raise ApprovalError(
-                f"already {answered.status.value}{who}{when}",
-                incident_id=incident.id,
-                action=action,
-            )
-        raise ApprovalError(
-            "no approval pending for this action", incident_id=incident.id, action=action
-        )
-
-    @staticmethod
-    def _set(incident: Incident, index: int, approval: Approval) -> None:
-        approvals = list(incident.approvals)
-        approvals[index] = approval
-        incident.approvals = tuple(approvals)
+        return await _approvals.answer(self._rt(), incident_id, action, by, note, approve=approve)
 
     async def _expire(self) -> int:
-        rt = self._rt()
-        now = rt.clock()
-        expired = 0
-        for stale in await _portal.maybe_await(rt.store.overdue_approvals(now)):
-            async with rt.incidents.hold(stale.id):
-                incident = await _portal.maybe_await(rt.store.get_incident(stale.id))
-                if incident is None:
-                    continue
-                work = Work(None, now)
-                changed = []
-                for index, approval in enumerate(incident.approvals):
-                    overdue = approval.expires_at is not None and now >= approval.expires_at
-                    if approval.status is ApprovalStatus.PENDING and overdue:
-                        self._set(
-                            incident,
-                            index,
-                            attrs.evolve(
-                                approval,
-                                status=ApprovalStatus.EXPIRED,
-                                answered_at=approval.expires_at,
-                            ),
-                        )
-                        changed.append(approval.action.name)
-                if changed:
-                    with work.stage("expire", rt.clock) as note:
-                        note.outcome = "expired"
-                        note.detail = f"{', '.join(changed)} expired unanswered"
-                    await record(work, rt, incident)
-                    expired += len(changed)
-        return expired
+        return await _approvals.expire(self._rt())
 
     async def _pending(self) -> list[tuple[Incident, Approval]]:
-        await self._expire()
-        rt = self._rt()
-        pairs = [
-            (incident, approval)
-            for incident in await _portal.maybe_await(rt.store.pending_approvals())
-            for approval in incident.approvals
-            if approval.status is ApprovalStatus.PENDING
-        ]
-        pairs.sort(key=lambda pair: (pair[1].requested_at, pair[0].id))
-        return pairs
+        return await _approvals.pending(self._rt())
 
     # -- reading ------------------------------------------------------------------------
 
@@ -715,8 +695,15 @@ class Pipeline:
     def stats(self) -> dict[str, Any]:
         """Counters and timings since the pipeline started, and what adapters report.
 
-        `counters`: processed, duplicates, suppressed, dead_lettered, lookups,
-        lookup_failures, responses, response_failures, resumed. `timings`: per stage
+        `counters`: processed (events that made or joined an incident), duplicates
+        (replays, answered with the stored incident), suppressed, dead_lettered, lookups,
+        lookup_failures, responses, response_failures, response_unknown (responders that
+        did not answer in time: they may have acted, and are not called again), resumed
+        (incidents a crash left unfinished), resumed_events (events stored earlier and
+        processed now), waited_elsewhere (copies of an alert another pipeline was working
+        on), conflicts (saves refused because another process saved the incident first;
+        the work was done again on its latest state), process_retries and
+        process_failures (the run loop's attempts at events that failed). `timings`: per stage
         (`stage.enrich`), enricher (`enrich.<name>`) and responder (`respond.<name>`), the
         count and the median and 99th percentile in seconds. `adapters`: for each adapter
         that has a `stats()` method, what it returns (cache hit rate, retries, breaker
@@ -739,8 +726,9 @@ class Pipeline:
         if rt is None:
             return {"counters": {}, "timings": {}, "adapters": adapters}
         timings = {}
-        for name, samples in sorted(rt.timings.items()):
-            ordered = sorted(samples)
+        # Copies first: fido's loop keeps appending while another thread reads.
+        for name, samples in sorted(dict(rt.timings).items()):
+            ordered = sorted(samples.copy())
             timings[name] = {
                 "count": len(ordered),
                 "p50": statistics.median(ordered),
@@ -770,28 +758,45 @@ class Pipeline:
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every adapter (their `aclose` or `close`), the store and fido's loop."""
+        """Close every adapter (their `aclose` or `close`), the store and fido's loop.
+
+        Events in flight are given `DRAIN_TIMEOUT` seconds to finish first (their
+        responses are not cut off halfway); what is still running then is cancelled.
+        """
         if self._closed:
             return
         try:
-            self._portal.run(self._close_adapters())
+            self._portal.run(self._shutdown())
         finally:
             self._closed = True
             self._portal.close()
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
+            self._retire()
 
     async def aclose(self) -> None:
         """The async twin of `close`."""
         if self._closed:
             return
         try:
-            await self._portal.arun(self._close_adapters())
+            await self._portal.arun(self._shutdown())
         finally:
             self._closed = True
             await asyncio.to_thread(self._portal.close)
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
+            self._retire()
+
+    def _retire(self) -> None:
+        for pool in self._pools:
+            pool.shutdown()
+        if self._runtime is not None:
+            retire(self._runtime.owner)
+
+    async def _shutdown(self) -> None:
+        rt = self._runtime
+        if rt is not None:
+            busy = [f for f in rt.inflight.values() if not f.done()]
+            if busy:
+                log.info("closing: waiting for %d events in flight", len(busy))
+                await asyncio.wait(busy, timeout=DRAIN_TIMEOUT)
+        await self._close_adapters()
 
     async def _close_adapters(self) -> None:
         seen: set[int] = set()

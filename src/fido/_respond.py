@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from fido import _portal
 from fido._errors import ResponderError, shorten
+from fido._faults import crash_point
 from fido._incident import ResponseRecord, ResponseStatus
 from fido._logging import get_logger
 
@@ -17,12 +18,18 @@ if TYPE_CHECKING:
     from fido._assessment import Action
     from fido._incident import Incident
     from fido._protocols import Responder
-    from fido._runtime import Runtime
+    from fido._runtime import Runtime, Work
 
 __all__ = ["idempotency_key", "respond"]
 
 log = get_logger("fido.respond")
-_FINAL = (ResponseStatus.DONE, ResponseStatus.STARTED, ResponseStatus.SKIPPED)
+_FINAL = (
+    ResponseStatus.DONE,
+    ResponseStatus.STARTED,
+    ResponseStatus.SKIPPED,
+    ResponseStatus.UNKNOWN,
+)
+"""Keys in these states are never called again: done, or perhaps done (never twice)."""
 
 
 def idempotency_key(incident: Incident, action: str, responder: str) -> str:
@@ -35,39 +42,48 @@ def _replace(incident: Incident, record: ResponseRecord) -> None:
     incident.responses = (*kept, record)
 
 
-async def _one(incident: Incident, action: Action, responder: Responder, rt: Runtime) -> bool:
+async def _one(
+    incident: Incident, action: Action, responder: Responder, rt: Runtime, work: Work
+) -> ResponseStatus:
     key = idempotency_key(incident, action.name, responder.name)
     begin = time.perf_counter()
+    timeout = rt.limits.respond_timeout
     try:
         detail = await _portal.call(
             responder.respond,
             incident,
             action,
-            timeout=rt.limits.respond_timeout,
-            executor=rt.executor,
+            timeout=timeout,
+            executor=rt.respond_pool,
+            owner=f"respond.{responder.name}",
         )
     except TimeoutError:
-        status, text = ResponseStatus.FAILED, f"no answer within {rt.limits.respond_timeout:g} s"
+        # It may have acted (the page may be out): calling again could send twice.
+        status = ResponseStatus.UNKNOWN
+        text = f"no answer within {timeout:g} s: it may have acted; not called again"
+    except _portal.NoWorker as exc:
+        status, text = ResponseStatus.FAILED, f"not called: {exc}"
     except ResponderError as exc:
         status, text = ResponseStatus.FAILED, str(exc)
     except Exception as exc:
-        status = ResponseStatus.FAILED
-        text = f"{type(exc).__name__}: {shorten(str(exc), 300)[1:-1]}"
+        status, text = ResponseStatus.FAILED, _portal.describe(exc)
     else:
         status = ResponseStatus.DONE
         text = "" if detail is None else shorten(str(detail), 500)[1:-1]
     rt.time(f"respond.{responder.name}", time.perf_counter() - begin)
-    if status is ResponseStatus.FAILED:
+    if status is not ResponseStatus.DONE:
         log.warning(
-            "%s failed %s for %s: %s",
+            "%s %s %s for %s: %s",
             responder.name,
+            "failed" if status is ResponseStatus.FAILED else "gave no answer to",
             action.name,
             incident.id,
             text,
             extra={"incident_id": incident.id},
         )
-    _replace(
+    _keep(
         incident,
+        work,
         ResponseRecord(
             action=action.name,
             responder=responder.name,
@@ -77,29 +93,37 @@ async def _one(incident: Incident, action: Action, responder: Responder, rt: Run
             detail=text,
         ),
     )
-    return status is ResponseStatus.DONE
+    return status
 
 
-async def respond(incident: Incident, actions: Sequence[Action], rt: Runtime) -> str:
+def _keep(incident: Incident, work: Work, record: ResponseRecord) -> None:
+    _replace(incident, record)
+    work.outcomes[record.key] = record
+
+
+async def respond(incident: Incident, actions: Sequence[Action], rt: Runtime, work: Work) -> str:
     """Carry out `actions` in order, each with all of its responders at once.
 
     Before a responder is called, a STARTED record is saved with the incident (write
-    ahead): if the process dies during the call, the record says so and the call is not
-    repeated. Done, started and skipped keys are never called again; failed ones are
-    retried the next time the incident is processed.
+    ahead, with the incident's revision: `ConflictError` if another save came in between,
+    and nothing was called): if the process dies during the call, the record says so and
+    the call is not repeated. Done, started, unknown (timed out) and skipped keys are never
+    called again; failed ones are retried the next time the incident is processed (not
+    within the same journey: `work.attempted`).
 
     Returns:
         A few words for the audit trail.
     """
-    done = failed = 0
-    finished = {r.key for r in incident.responses if r.status in _FINAL}
+    counts = dict.fromkeys(ResponseStatus, 0)
+    finished = {r.key for r in incident.responses if r.status in _FINAL} | work.attempted
     for action in actions:
         responders = rt.responders.get(action.name, ())
         if not responders:
             key = idempotency_key(incident, action.name, "-")
             if key not in finished:
-                _replace(
+                _keep(
                     incident,
+                    work,
                     ResponseRecord(
                         action=action.name,
                         responder="-",
@@ -115,7 +139,8 @@ async def respond(incident: Incident, actions: Sequence[Action], rt: Runtime) ->
         ]
         if not due:
             continue
-        for responder in due:
+        keys = [idempotency_key(incident, action.name, r.name) for r in due]
+        for responder, key in zip(due, keys, strict=True):
             _replace(
                 incident,
                 ResponseRecord(
@@ -123,13 +148,25 @@ async def respond(incident: Incident, actions: Sequence[Action], rt: Runtime) ->
                     responder=responder.name,
                     status=ResponseStatus.STARTED,
                     at=rt.clock(),
-                    key=idempotency_key(incident, action.name, responder.name),
+                    key=key,
                 ),
             )
-        await _portal.maybe_await(rt.store.save_incident(incident, finished=False))
-        outcomes = await asyncio.gather(*(_one(incident, action, r, rt) for r in due))
-        done += sum(outcomes)
-        failed += len(outcomes) - sum(outcomes)
+        revision = await _portal.maybe_await(
+            rt.store.save_incident(incident, finished=False, expected=incident.revision)
+        )
+        if isinstance(revision, int):
+            incident.revision = revision
+        work.attempted.update(keys)
+        finished.update(keys)
+        crash_point("started")
+        for status in await asyncio.gather(*(_one(incident, action, r, rt, work) for r in due)):
+            counts[status] += 1
+    done = counts[ResponseStatus.DONE]
+    failed = counts[ResponseStatus.FAILED]
+    unknown = counts[ResponseStatus.UNKNOWN]
     rt.counters["responses"] += done
     rt.counters["response_failures"] += failed
-    return f"{done} done, {failed} failed"
+    if unknown:
+        rt.counters["response_unknown"] += unknown
+        work.outcome = "unknown"  # the stage's audit record says so
+    return f"{done} done, {failed} failed" + (f", {unknown} unknown" if unknown else "")

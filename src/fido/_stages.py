@@ -10,7 +10,9 @@ stage: they are recorded on the incident.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -20,12 +22,14 @@ import attrs
 from fido import _portal
 from fido._assessment import Decision
 from fido._deadletter import DeadLetter
-from fido._errors import EnrichmentError, InvalidEvent, ScoringError, shorten
+from fido._errors import EnrichmentError, InvalidEvent, ScoringError
 from fido._event import Event
 from fido._findings import HostContext, Reputation, UserContext
 from fido._incident import (
+    ALLOWLISTED,
     Approval,
     ApprovalStatus,
+    EmptyLookup,
     EnrichmentFailure,
     FailureKind,
     Incident,
@@ -34,7 +38,7 @@ from fido._incident import (
 )
 from fido._logging import get_logger
 from fido._respond import respond
-from fido._runtime import Finished, Runtime, Work
+from fido._runtime import Elsewhere, Finished, Runtime, Work, alive
 from fido.scoring._engine import assess
 
 if TYPE_CHECKING:
@@ -42,10 +46,15 @@ if TYPE_CHECKING:
     from fido._observable import Observable
     from fido._protocols import Enricher
 
-__all__ = ["AFTER", "BEFORE", "Stage", "record"]
+__all__ = ["AFTER", "BEFORE", "Stage", "carry_over", "record"]
 
 log = get_logger("fido.pipeline")
 _FINDINGS: Final = (Reputation, HostContext, UserContext)
+MAX_TRIES: Final = 3
+"""Look-ups of one subject by one enricher that may fail (error, timeout) on one incident
+before the later events of the incident stop asking."""
+_FIRST_PAUSE: Final = 0.05
+_LONGEST_PAUSE: Final = 1.0
 
 
 class Stage(Protocol):
@@ -104,35 +113,89 @@ class Validate:
 
 
 class Dedup:
-    """The same `(detector, id)` again gives the stored incident, and nothing else happens."""
+    """The same `(detector, id)` again gives the stored incident, and nothing else happens.
+
+    A copy of an event in flight in this pipeline waits for the first. An event another
+    pipeline stored and claims (another process on the same store) is waited for until its
+    incident is saved, or taken over when the claim lapses or its owner is gone; one this
+    pipeline claims but nobody works on (an earlier attempt failed) is processed again.
+    """
 
     name = "dedup"
 
     async def __call__(self, work: Work, rt: Runtime) -> str:
         event = _event(work)
-        inflight = rt.inflight.get(event.key)
-        if inflight is not None:
-            incident = await asyncio.shield(inflight)
-            rt.counters["duplicates"] += 1
-            raise Finished(incident, "duplicate", "processed concurrently")
-        added = work.stored or await _portal.maybe_await(rt.store.add_event(event))
-        if not added:
+        key = event.key
+        while (waiting := rt.inflight.get(key)) is not None and waiting is not work.future:
+            incident = await asyncio.shield(waiting)
+            if incident is not None:
+                rt.counters["duplicates"] += 1
+                raise Finished(incident, "duplicate", "processed concurrently")
+            # the first gave up (it failed, or it was stopped): try again
+        if work.future is None:
+            work.future = asyncio.get_running_loop().create_future()
+            rt.inflight[key] = work.future
+        if work.stored:
+            return "new"
+        added = await _portal.maybe_await(
+            rt.store.add_event(event, owner=rt.owner, until=rt.claim_until())
+        )
+        if added:
+            return "new"
+        return await self._stored(work, rt, event)
+
+    async def _stored(self, work: Work, rt: Runtime, event: Event) -> str:
+        """The event was stored before: its incident, or its claim."""
+        steal: str | None = None
+        pause = _FIRST_PAUSE
+        unplaced = 0
+        while True:
             incident_id = await _portal.maybe_await(
                 rt.store.incident_for_event(event.detector, event.id)
             )
             if incident_id is not None:
                 stored = await _portal.maybe_await(rt.store.get_incident(incident_id))
-                if stored is not None:
-                    rt.counters["duplicates"] += 1
-                    log.info(
-                        "duplicate of an event in %s",
-                        incident_id,
-                        extra={"event_id": event.id, "incident_id": incident_id},
-                    )
-                    raise Finished(stored, "duplicate", f"already in {incident_id}")
-        work.future = asyncio.get_running_loop().create_future()
-        rt.inflight[event.key] = work.future
-        return "new"
+                if stored is None:
+                    return "new"
+                rt.counters["duplicates"] += 1
+                log.info(
+                    "duplicate of an event in %s",
+                    incident_id,
+                    extra={"event_id": event.id, "incident_id": incident_id},
+                )
+                raise Finished(stored, "duplicate", f"already in {incident_id}")
+            holder = await _portal.maybe_await(
+                rt.store.claim_event(
+                    event.detector,
+                    event.id,
+                    owner=rt.owner,
+                    until=rt.claim_until(),
+                    now=rt.clock(),
+                    steal=steal,
+                )
+            )
+            if holder == rt.owner:
+                rt.counters["resumed_events"] += 1
+                return "stored before, not yet processed: claimed"
+            if holder is None:
+                unplaced += 1
+                if unplaced > 1:  # neither placed nor pending: not stored after all
+                    return "new"
+                continue
+            if not alive(holder):
+                steal = holder
+                continue
+            if work.resume:
+                raise Elsewhere(holder)
+            if pause == _FIRST_PAUSE:
+                rt.counters["waited_elsewhere"] += 1
+                log.info(
+                    "event stored and claimed by %s: waiting for its incident",
+                    holder,
+                    extra={"event_id": event.id},
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LONGEST_PAUSE)
 
 
 class Allowlisting:
@@ -155,7 +218,7 @@ class Allowlisting:
                 events=(event,),
                 suppressed_by=reason,
                 decision=Decision(
-                    level="allowlisted",
+                    level=ALLOWLISTED,
                     reason=reason,
                     policy=rt.policy.name,
                     policy_version=rt.policy.version,
@@ -175,10 +238,12 @@ class Allowlisting:
 
 
 class Correlate:
-    """Join an open incident on the same host or sharing an observable, or start one.
+    """Join an incident on the same host or sharing an observable, or start one.
 
-    Incidents started but not yet saved are found too (from the runtime's `fresh`), so
-    that two events on one host processed at once make one incident.
+    The incident joined is open, or suppressed by its score (not by the allowlist): see
+    `Incident.joinable`. Incidents started but not yet saved are found too (from the
+    runtime's `fresh`), under the same rule, so that two events on one host processed at
+    once make one incident.
     """
 
     name = "correlate"
@@ -229,6 +294,8 @@ def _fresh_match(
 ) -> str | None:
     best: Incident | None = None
     for incident in rt.fresh.values():
+        if not incident.joinable:
+            continue
         times = [e.time for e in incident.events]
         first, last = min(times), max(times)
         if last < start or first > end or first < first_after:
@@ -244,23 +311,38 @@ def _fresh_match(
 
 
 class Enrich:
-    """Every subject to every enricher that accepts it, concurrently, each within a timeout."""
+    """Every subject to every enricher that accepts it, concurrently, each within a timeout.
+
+    A subject is not asked again of an enricher that already answered about it on this
+    incident (a finding, or nothing found), nor once it failed `MAX_TRIES` times.
+    """
 
     name = "enrich"
 
     async def __call__(self, work: Work, rt: Runtime) -> str:
         incident = _incident(work)
         done = {(f.source, _key(f.subject)) for f in incident.findings}
+        done.update((e.enricher, _key(e.subject)) for e in incident.empty_lookups)
+        tries = Counter(
+            (f.enricher, _key(f.subject))
+            for f in incident.failures
+            if f.kind is not FailureKind.SKIPPED
+        )
         pairs: list[tuple[Enricher[Any], Subject]] = []
         for subject in incident.subjects:
             if rt.allowlist is not None and rt.allowlist.match(subject, work.now) is not None:
                 continue
+            key = _key(subject)
             for enricher in rt.enrichers:
-                if (enricher.name, _key(subject)) in done:
+                pair = (enricher.name, key)
+                if pair in done or tries[pair] >= MAX_TRIES:
                     continue
                 try:
-                    accepted = bool(enricher.accepts(subject))
-                except Exception as exc:
+                    answer: Any = enricher.accepts(subject)  # an async one too
+                    if inspect.isawaitable(answer):
+                        answer = await _accepts(answer, rt)
+                    accepted = bool(answer)
+                except (Exception, KeyboardInterrupt, SystemExit) as exc:
                     log.warning(
                         "%s.accepts raised %s", enricher.name, type(exc).__name__, extra=_ids(work)
                     )
@@ -268,40 +350,57 @@ class Enrich:
                 if accepted:
                     pairs.append((enricher, subject))
         results = await asyncio.gather(*(self._lookup(e, s, work, rt) for e, s in pairs))
-        findings = [r for r in results if not isinstance(r, EnrichmentFailure) and r is not None]
-        failures = [r for r in results if isinstance(r, EnrichmentFailure)]
+        findings: list[Finding] = []
+        failures: list[EnrichmentFailure] = []
+        empty: list[EmptyLookup] = []
+        for result in results:
+            if isinstance(result, EnrichmentFailure):
+                failures.append(result)
+            elif isinstance(result, EmptyLookup):
+                empty.append(result)
+            else:
+                findings.append(result)
         incident.findings = (*incident.findings, *findings)
         incident.failures = (*incident.failures, *failures)
+        incident.empty_lookups = (*incident.empty_lookups, *empty)
+        work.found += findings
+        work.failed += failures
+        work.empty += empty
         rt.counters["lookups"] += len(pairs)
         rt.counters["lookup_failures"] += len(failures)
-        empty = len(pairs) - len(findings) - len(failures)
         return (
-            f"{len(pairs)} look-ups: {len(findings)} findings, {empty} empty, "
+            f"{len(pairs)} look-ups: {len(findings)} findings, {len(empty)} empty, "
             f"{len(failures)} failed"
         )
 
     async def _lookup(
         self, enricher: Enricher[Any], subject: Subject, work: Work, rt: Runtime
-    ) -> Finding | EnrichmentFailure | None:
+    ) -> Finding | EnrichmentFailure | EmptyLookup:
         timeout = getattr(enricher, "timeout", None) or rt.limits.enrich_timeout
         kind, message = FailureKind.ERROR, ""
         async with rt.lookups:
             begin = time.perf_counter()
             try:
                 result = await _portal.call(
-                    enricher.enrich, subject, timeout=timeout, executor=rt.executor
+                    enricher.enrich,
+                    subject,
+                    timeout=timeout,
+                    executor=rt.executor,
+                    owner=f"enrich.{enricher.name}",
                 )
             except TimeoutError:
                 kind, message = FailureKind.TIMEOUT, f"no answer within {timeout:g} s"
+            except _portal.NoWorker as exc:
+                kind, message = FailureKind.SKIPPED, f"not attempted: {exc}"
             except EnrichmentError as exc:
                 kind = FailureKind.SKIPPED if exc.skipped else FailureKind.ERROR
                 message = str(exc)
             except Exception as exc:
-                message = f"{type(exc).__name__}: {shorten(str(exc), 300)[1:-1]}"
+                message = _portal.describe(exc)
             else:
                 rt.time(f"enrich.{enricher.name}", time.perf_counter() - begin)
                 if result is None:
-                    return None
+                    return EmptyLookup(enricher=enricher.name, subject=subject, at=work.now)
                 if isinstance(result, _FINDINGS):
                     return attrs.evolve(
                         result,
@@ -313,6 +412,11 @@ class Enrich:
         return EnrichmentFailure(
             enricher=enricher.name, subject=subject, kind=kind, message=message, at=rt.clock()
         )
+
+
+async def _accepts(answer: Any, rt: Runtime) -> Any:
+    """An async `accepts`: awaited (within the look-up timeout: it should not do I/O)."""
+    return await asyncio.wait_for(_portal.guarded(answer), rt.limits.enrich_timeout)
 
 
 class Score:
@@ -337,6 +441,7 @@ class Score:
         except ScoringError as exc:
             log.exception("scoring failed", extra=_ids(work))
             work.history = None
+            work.outcome = "failed"
             return f"failed: {exc}"
         a = incident.assessment
         return f"threat {a.threat}, machine {a.machine}, user {a.user}, total {a.total}"
@@ -350,6 +455,7 @@ class Decide:
     async def __call__(self, work: Work, rt: Runtime) -> str:
         incident = _incident(work)
         if work.history is None:
+            work.outcome = "skipped"
             return "skipped: no assessment"
         decision = rt.policy.decide(incident.assessment, history=work.history)
         incident.decision = decision
@@ -394,13 +500,16 @@ class Respond:
         ]
         if not actions:
             return "nothing to do"
-        return await respond(incident, actions, rt)
+        return await respond(incident, actions, rt, work)
 
 
 async def record(work: Work, rt: Runtime, incident: Incident) -> Incident:
     """The last stage: save the incident with the audit trail of this event's journey.
 
     Its own audit entry is written with the record, so it is not timed like the others.
+    The save names the revision the incident was read at: `ConflictError` if another
+    save came in between (the caller reloads and does its work again; the incident and
+    the journey's audit are left as they were).
     """
     incident.updated_at = max(incident.updated_at, work.now)
     entry = StageRecord(
@@ -411,13 +520,48 @@ async def record(work: Work, rt: Runtime, incident: Incident) -> Incident:
         detail="saved",
         event_id=_ids(work)["event_id"],
     )
+    before = incident.audit
+    incident.audit = (*before, *work.audit, entry)
+    try:
+        revision = await _portal.maybe_await(
+            rt.store.save_incident(incident, expected=incident.revision)
+        )
+    except BaseException:
+        incident.audit = before
+        raise
+    if isinstance(revision, int):
+        incident.revision = revision
     for step in work.audit:
         rt.time(f"stage.{step.stage}", step.duration.total_seconds())
-    incident.audit = (*incident.audit, *work.audit, entry)
     work.audit.clear()
-    await _portal.maybe_await(rt.store.save_incident(incident))
     rt.fresh.pop(incident.id, None)
     return incident
+
+
+def carry_over(latest: Incident, work: Work) -> Incident:
+    """The stored incident as another saved it, with what this journey found and did.
+
+    For a save that conflicted: the journey's event, its look-ups (so that they are not
+    made again) and the responses it made (so that they are not sent again) join the
+    latest state, and the stages after correlation run again on it.
+    """
+    event = work.event
+    if event is not None and all(e.key != event.key for e in latest.events):
+        latest.events = (*latest.events, event)
+    have = {(f.source, _key(f.subject)) for f in latest.findings}
+    latest.findings = (
+        *latest.findings,
+        *(f for f in work.found if (f.source, _key(f.subject)) not in have),
+    )
+    latest.failures = (*latest.failures, *(f for f in work.failed if f not in latest.failures))
+    latest.empty_lookups = (
+        *latest.empty_lookups,
+        *(e for e in work.empty if e not in latest.empty_lookups),
+    )
+    if work.outcomes:
+        kept = tuple(r for r in latest.responses if r.key not in work.outcomes)
+        latest.responses = (*kept, *work.outcomes.values())
+    return latest
 
 
 def _event(work: Work) -> Event:

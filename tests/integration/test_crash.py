@@ -1,7 +1,12 @@
-"""Crash test: `fido run` killed with SIGKILL at several points, then restarted.
+"""Crash test: `fido run` ended abruptly at chosen points of its work, then restarted.
 
-Every alert must end in exactly one incident, and no responder may be called twice for the
-same (incident, action), however the kills fall.
+The points are deterministic (`FIDO_CRASH_AT`, see `fido._faults`): the process ends with
+`os._exit`, as a SIGKILL would end it, between storing a poll's events and saving its
+cursor, after saving a response's STARTED record and before calling the responder, and in
+the middle of an incident's final save (before its transaction commits). After the last
+restart, every alert must be in exactly one incident, the incidents must be the ones an
+uninterrupted run makes, and no responder may have been called twice for the same
+(incident, action).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pytest
 
 import fido
 from fido import Host, ResponseStatus, Severity
+from fido._faults import CRASH_EXIT
 
 pytestmark = pytest.mark.integration
 
@@ -77,37 +83,38 @@ def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_sigkill_at_several_points_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    (tmp_path / "fido.toml").write_text(CONFIG)
-    write_alerts(tmp_path / "alerts.jsonl")
-    actions = tmp_path / "actions.jsonl"
-    kills = 0
-    for target in (30, 90, 160, 230):  # kill once this many actions have been written
-        process = subprocess.Popen(  # noqa: S603 - our own command
-            [FIDO, "-q", "run", "fido.toml", "--no-progress"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while lines(actions) < target and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
-    assert kills >= 2, "the kills should fall while work is in flight"
-    final = subprocess.run(  # noqa: S603
-        [FIDO, "-q", "run", "fido.toml", "--once", "--no-progress", "--json"],
-        cwd=tmp_path,
+CRASHES = (("stored", 3), ("started", 40), ("saving", 120))
+"""Where each run ends: the third poll stored, the 40th write-ahead, the 120th final save."""
+INCIDENTS = 267
+"""What an uninterrupted run makes of the alerts (see `write_alerts`)."""
+
+
+def fido_run(
+    directory: Path, *extra: str, crash: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "FIDO_CRASH_AT"}
+    if crash is not None:
+        environment["FIDO_CRASH_AT"] = crash
+    return subprocess.run(  # noqa: S603 - our own command
+        [FIDO, "-q", "run", "fido.toml", "--no-progress", *extra],
+        cwd=directory,
+        env=environment,
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
+
+
+def test_crashes_at_chosen_points_lose_and_repeat_nothing(tmp_path: Path) -> None:
+    (tmp_path / "fido.toml").write_text(CONFIG)
+    write_alerts(tmp_path / "alerts.jsonl")
+    actions = tmp_path / "actions.jsonl"
+    for point, count in CRASHES:
+        ended = fido_run(tmp_path, crash=f"{point}:{count}")
+        assert ended.returncode == CRASH_EXIT, f"{point}: {ended.returncode} {ended.stderr}"
+    assert 0 < lines(actions) < ALERTS, "the crashes fell while work was in flight"
+    final = fido_run(tmp_path, "--once", "--json")
     assert final.returncode == 0, final.stderr
 
     store = fido.SQLiteStore(tmp_path / "fido.sqlite3")
@@ -120,10 +127,46 @@ def test_sigkill_at_several_points_loses_and_repeats_nothing(tmp_path: Path) -> 
     keys = Counter(e.key for i in incidents for e in i.events)
     assert len(keys) == ALERTS, "every alert ends in an incident"
     assert set(keys.values()) == {1}, "and in only one"
+    assert len(incidents) == INCIDENTS, "the incidents an uninterrupted run makes"
     written = [json.loads(line)["key"] for line in actions.read_text().splitlines()]
     repeated = [k for k, n in Counter(written).items() if n > 1]
     assert repeated == [], "no responder was called twice for the same (incident, action)"
     started = {r.key for i in incidents for r in i.responses if r.status is ResponseStatus.STARTED}
     done = {r.key for i in incidents for r in i.responses if r.status is ResponseStatus.DONE}
+    # The crashes left the responses in flight STARTED (outcome unknown): never sent again.
+    # A STARTED one may have been written (the crash fell after the call), or not.
+    assert started, "the crash after a write-ahead left its response started"
     assert set(written) == done | (set(written) & started)
     assert len(done) + len(started) == sum(len(i.decision.actions) for i in incidents)
+
+
+def test_sigkill_while_running_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """A real SIGKILL, where it falls, as a last check of the same guarantees."""
+    (tmp_path / "fido.toml").write_text(CONFIG)
+    write_alerts(tmp_path / "alerts.jsonl")
+    actions = tmp_path / "actions.jsonl"
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [FIDO, "-q", "run", "fido.toml", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while lines(actions) < 100 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    final = fido_run(tmp_path, "--once")
+    assert final.returncode == 0, final.stderr
+    store = fido.SQLiteStore(tmp_path / "fido.sqlite3")
+    try:
+        incidents = store.incidents(limit=None)
+        assert store.pending_events() == []
+    finally:
+        store.close()
+    assert Counter(e.key for i in incidents for e in i.events) == Counter(
+        ("edr", f"alert-{n}") for n in range(ALERTS)
+    )
+    assert len(incidents) == INCIDENTS
+    written = Counter(json.loads(line)["key"] for line in actions.read_text().splitlines())
+    assert [k for k, n in written.items() if n > 1] == []

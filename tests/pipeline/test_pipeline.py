@@ -125,15 +125,34 @@ def test_replaying_an_alert_gives_one_incident_and_one_response() -> None:
         assert pipeline.stats()["counters"]["duplicates"] == 2
 
 
-def test_concurrent_duplicates_wait_for_the_first() -> None:
-    pipeline, recorder, _ = build(
-        enrichers=[StaticEnricher({BAD: Verdict.MALICIOUS}, name="feed", delay=0.05)]
-    )
-    same = alert(id="dup")
+class SlowStore(fido.MemoryStore):
+    """A store whose every call yields to the loop first, as an async store's would."""
+
+    def __getattribute__(self, name: str) -> Any:
+        found = super().__getattribute__(name)
+        if name.startswith("_") or not callable(found):
+            return found
+
+        async def later(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.001)
+            return found(*args, **kwargs)
+
+        return later
+
+
+@pytest.mark.parametrize("store", [fido.MemoryStore, SlowStore])
+def test_concurrent_duplicates_wait_for_the_first(store: type[fido.MemoryStore]) -> None:
+    # No host and no observable: nothing but dedup can bring the copies together.
+    directory = StaticEnricher({User("bdoe"): fido.UserContext(source="ad")}, delay=0.05)
+    pipeline, recorder, _ = build(enrichers=[directory], store=store())
+    same = alert(id="dup", host=None, observables=[], severity=Severity.CRITICAL)
     with pipeline:
         results = pipeline.process_many([same, same, same])
-    assert len({r.id for r in results}) == 1
-    assert len(recorder.seen) == 2
+        assert len({r.id for r in results}) == 1
+        assert directory.calls == [User("bdoe")]
+        assert recorder.seen == [(results[0].id, "notify")]
+        counters = pipeline.stats()["counters"]
+        assert (counters["processed"], counters["duplicates"]) == (1, 2)
 
 
 # -- allowlist ----------------------------------------------------------------------------
@@ -227,14 +246,148 @@ def test_concurrent_events_on_one_host_make_one_incident() -> None:
     assert sorted(e.id for e in stored.events) == sorted(e.id for e in events)
 
 
+def test_an_incident_suppressed_by_its_score_is_joined_later() -> None:
+    # Two quiet alerts sharing an indicator: the first alone is suppressed by its score;
+    # the second joins it (and the corroboration may reopen it), one after the other as
+    # when processed at once.
+    def quiet(n: int) -> fido.Event:
+        return alert(
+            id=f"q-{n}",
+            detector=f"d{n}",
+            host=None,
+            user=None,
+            severity=Severity.INFO,
+            observables=["evil.example"],
+            time=T0 + timedelta(minutes=n),
+        )
+
+    for together in (False, True):
+        pipeline, _, _ = build(enrichers=[])
+        with pipeline:
+            if together:
+                first, second = pipeline.process_many([quiet(0), quiet(1)])
+            else:
+                first, second = pipeline.process(quiet(0)), pipeline.process(quiet(1))
+            assert first.status is IncidentStatus.SUPPRESSED
+            assert second.id == first.id, f"together={together}"
+            assert [e.id for e in second.events] == ["q-0", "q-1"]
+
+
+def test_an_allowlisted_incident_is_not_joined() -> None:
+    allowlist = Allowlist([entry(EntryKind.HOST, "scanner-*")])
+    pipeline, _, _ = build(allowlist=allowlist)
+    with pipeline:
+        quiet = pipeline.process(alert(id="1", host=Host(name="scanner-01")))
+        later = pipeline.process(alert(id="2", host=Host(name="ws-9")))  # shares the hash
+    assert quiet.status is IncidentStatus.SUPPRESSED
+    assert later.id != quiet.id
+
+
 # -- enrich -------------------------------------------------------------------------------
+
+
+def test_lookups_that_found_nothing_are_not_repeated() -> None:
+    feed = StaticEnricher({BAD: Verdict.MALICIOUS, "8.8.8.8": None}, name="feed")
+    pipeline, _, _ = build(enrichers=[feed])
+    with pipeline:
+        for n in range(5):
+            incident = pipeline.process(
+                alert(id=f"e-{n}", observables=[SHA256, "8.8.8.8"], time=T0 + timedelta(minutes=n))
+            )
+    assert len(incident.events) == 5
+    assert feed.calls == [BAD, fido.Observable.parse("8.8.8.8")]
+    [empty] = incident.empty_lookups
+    assert (empty.enricher, empty.subject) == ("feed", fido.Observable.parse("8.8.8.8"))
+    details = [a.detail for a in incident.audit if a.stage == "enrich"]
+    assert details[0] == "2 look-ups: 1 findings, 1 empty, 0 failed"
+    assert set(details[1:]) == {"0 look-ups: 0 findings, 0 empty, 0 failed"}
+
+
+def test_failing_lookups_are_retried_a_few_times_only() -> None:
+    broken = StaticEnricher({BAD: EnrichmentError("HTTP 500", adapter="broken")}, name="broken")
+    tripped = StaticEnricher({BAD: EnrichmentError("circuit open", skipped=True)}, name="tripped")
+    pipeline, _, _ = build(enrichers=[broken, tripped])
+    with pipeline:
+        for n in range(6):
+            incident = pipeline.process(alert(id=f"f-{n}", time=T0 + timedelta(minutes=n)))
+    assert len(broken.calls) == 3  # MAX_TRIES: a later event may find it back up
+    assert len(tripped.calls) == 6  # not attempted: it does not count
+    assert len(incident.failures) == 9
+
+
+def test_an_async_accepts_is_awaited() -> None:
+    asked: list[object] = []
+
+    class AsyncAccepts:
+        name = "async-accepts"
+
+        def __init__(self, answer: bool) -> None:
+            self.answer = answer
+            self.name = f"async-{answer}"
+
+        async def accepts(self, subject: object) -> bool:
+            return self.answer and isinstance(subject, fido.Observable)
+
+        async def enrich(self, subject: object) -> None:
+            asked.append((self.name, subject))
+
+    pipeline, _, _ = build(enrichers=[AsyncAccepts(answer=False), AsyncAccepts(answer=True)])
+    with pipeline:
+        incident = pipeline.process(alert())
+    assert asked == [("async-True", BAD)]  # the coroutine of False was not taken for True
+    assert [e.enricher for e in incident.empty_lookups] == ["async-True"]
+
+
+def test_adapters_raising_base_exceptions_are_ordinary_failures() -> None:
+    class Exits:
+        def __init__(self, name: str, error: BaseException, *, asynchronous: bool) -> None:
+            self.name, self.error, self.asynchronous = name, error, asynchronous
+
+        def accepts(self, subject: object) -> bool:
+            return isinstance(subject, fido.Observable)
+
+        def enrich(self, subject: object) -> Any:
+            if not self.asynchronous:
+                raise self.error
+
+            async def later() -> None:
+                raise self.error
+
+            return later()
+
+    class BadResponder:
+        name = "bad"
+
+        def respond(self, incident: object, action: object) -> None:
+            raise SystemExit(3)
+
+    enrichers = [
+        Exits("sync-exit", SystemExit(3), asynchronous=False),
+        Exits("sync-interrupt", KeyboardInterrupt(), asynchronous=False),
+        Exits("async-exit", SystemExit(3), asynchronous=True),
+        Exits("async-cancel", asyncio.CancelledError(), asynchronous=True),
+        StaticEnricher({BAD: Verdict.MALICIOUS}, name="good"),
+    ]
+    pipeline, _, _ = build(enrichers=enrichers, responders={"notify": [BadResponder()]})
+    with pipeline:
+        incident = pipeline.process(alert())
+        assert pipeline.process(alert(id="after")).id == incident.id  # fido's loop lives on
+    assert {f.enricher: f.message.split(" ")[0] for f in incident.failures} == {
+        "sync-exit": "SystemExit",
+        "sync-interrupt": "KeyboardInterrupt",
+        "async-exit": "SystemExit",
+        "async-cancel": "CancelledError",
+    }
+    assert [(r.responder, r.status) for r in incident.responses if r.action == "notify"] == [
+        ("bad", ResponseStatus.FAILED)
+    ]
 
 
 def test_failing_and_hanging_enrichers_are_recorded_and_the_decision_still_comes() -> None:
     enrichers = [
         StaticEnricher({BAD: Verdict.MALICIOUS}, name="good"),
         StaticEnricher({BAD: EnrichmentError("HTTP 500", adapter="broken")}, name="broken"),
-        StaticEnricher({BAD: RuntimeError("bug")}, name="buggy"),
+        StaticEnricher({BAD: RuntimeError("bug at https://x.example/?token=s3cret")}, name="buggy"),
         StaticEnricher({BAD: Verdict.MALICIOUS}, name="hangs", delay=30),
         StaticEnricher({BAD: EnrichmentError("circuit open", skipped=True)}, name="tripped"),
     ]
@@ -244,7 +397,11 @@ def test_failing_and_hanging_enrichers_are_recorded_and_the_decision_still_comes
     failures = {f.enricher: (f.kind, f.message) for f in incident.failures}
     assert failures == {
         "broken": (FailureKind.ERROR, "HTTP 500 (adapter=broken)"),
-        "buggy": (FailureKind.ERROR, "RuntimeError: bug"),
+        # not an EnrichmentError: its message may hold a secret, only its type is kept
+        "buggy": (
+            FailureKind.ERROR,
+            "RuntimeError (its message is not kept: it may hold a secret)",
+        ),
         "hangs": (FailureKind.TIMEOUT, "no answer within 0.2 s"),
         "tripped": (FailureKind.SKIPPED, "circuit open"),
     }
@@ -384,13 +541,22 @@ def test_a_started_response_is_never_repeated() -> None:
     assert recorder.seen == []
 
 
-def test_responder_timeout() -> None:
-    slow = RecordingResponder(name="slow", delay=5)
+def test_a_responder_that_times_out_is_unknown_and_never_called_again() -> None:
+    # It may have acted (the page may be out): calling it again could send twice.
+    slow = RecordingResponder(name="slow", delay=0.5)
     pipeline, _, _ = build(responders={"notify": [slow]}, limits=Limits(respond_timeout=0.1))
     with pipeline:
-        incident = pipeline.process(alert())
-    [record] = [r for r in incident.responses if r.responder == "slow"]
-    assert (record.status, record.detail) == (ResponseStatus.FAILED, "no answer within 0.1 s")
+        incident = pipeline.process(alert(id="1"))
+        [record] = [r for r in incident.responses if r.responder == "slow"]
+        assert record.status is ResponseStatus.UNKNOWN
+        assert record.detail == "no answer within 0.1 s: it may have acted; not called again"
+        step = next(a for a in incident.audit if a.stage == "respond")
+        assert (step.outcome, step.detail) == ("unknown", "0 done, 0 failed, 1 unknown")
+        again = pipeline.process(alert(id="2", time=T0 + timedelta(minutes=1)))
+        assert again.id == incident.id
+        assert {r.key: r.status for r in again.responses}[record.key] is ResponseStatus.UNKNOWN
+        assert pipeline.stats()["counters"]["response_unknown"] == 1
+    assert slow.attempts == 1
 
 
 # -- approvals ----------------------------------------------------------------------------
@@ -484,6 +650,31 @@ def test_approval_errors() -> None:
 
 
 # -- API shape ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"concurrency": 0},
+        {"workers": 0},
+        {"max_lookups": 0},
+        {"max_events": -1},
+        {"concurrency": 2.5},
+        {"workers": True},
+        {"enrich_timeout": 0},
+        {"respond_timeout": float("nan")},
+        {"poll_timeout": float("inf")},
+        {"claim_timeout": -1},
+        {"history_lookback": 30},
+        {"history_lookback": timedelta(days=-1)},
+    ],
+)
+def test_limits_that_would_hang_are_refused(bad: dict[str, Any]) -> None:
+    [(name, value)] = bad.items()
+    with pytest.raises(fido.ConfigurationError, match=f"limits.{name} must be") as info:
+        Limits(**bad)
+    assert info.value.key == f"limits.{name}"
+    assert repr(value) in str(info.value)
 
 
 def test_process_many_keeps_input_order_and_reports_errors() -> None:

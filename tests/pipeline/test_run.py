@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +16,9 @@ import fido
 from fido import DetectorError, Host, Pipeline, Verdict
 from fido.testing import FakeDetector, RecordingResponder, StaticEnricher
 from tests.factories import SHA256, event
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def build(*detectors: Any, **extra: Any) -> tuple[Pipeline, RecordingResponder]:
@@ -28,9 +32,15 @@ def build(*detectors: Any, **extra: Any) -> tuple[Pipeline, RecordingResponder]:
     return pipeline, recorder
 
 
-def alerts(prefix: str, count: int) -> list[fido.Event]:
+def alerts(detector: str, count: int) -> list[fido.Event]:
+    """Alerts of `detector` (a detector's events carry its name)."""
     return [
-        event(id=f"{prefix}-{n}", host=Host(name=f"{prefix}-host-{n}"), observables=[])
+        event(
+            detector=detector,
+            id=f"{detector}-{n}",
+            host=Host(name=f"{detector}-host-{n}"),
+            observables=[],
+        )
         for n in range(count)
     ]
 
@@ -60,9 +70,9 @@ def test_run_until_idle_processes_everything_and_persists_cursors() -> None:
 
 
 def test_a_failing_detector_backs_off_without_stopping_the_others() -> None:
-    broken = FakeDetector(alerts("bad", 1), name="broken")
+    broken = FakeDetector(alerts("broken", 1), name="broken")
     broken.fail_polls = 1000
-    healthy = FakeDetector(alerts("ok", 3), name="healthy")
+    healthy = FakeDetector(alerts("healthy", 3), name="healthy")
     pipeline, _ = build(broken, healthy)
     with pipeline:
         summary = _run_for(pipeline, 0.6)
@@ -164,3 +174,155 @@ def test_detector_errors_are_reported_by_name() -> None:
         summary = _run_for(pipeline, 0.3)
     [state] = summary.detectors
     assert state.last_error == "the console said 503 (adapter=timid)"
+
+
+def test_run_once_ends_while_a_detector_keeps_failing() -> None:
+    broken = FakeDetector(alerts("broken", 1), name="broken")
+    broken.fail_polls = 1000
+    healthy = FakeDetector(alerts("healthy", 2), name="healthy")
+    pipeline, _ = build(broken, healthy)
+    with pipeline:
+        summary = pipeline.run(exit_when_idle=True, idle_interval=0.05)
+    assert summary.reason == "idle"
+    assert summary.stats["counters"]["processed"] == 2
+    assert summary.failed_detectors == ("broken",)
+    assert not summary.ok
+    assert "failing at the end: broken" in summary.table()
+
+
+def test_a_failing_event_is_retried_with_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fido import _run
+
+    monkeypatch.setattr(_run, "RETRY_DELAY", 0.01)
+
+    class Locked(fido.MemoryStore):
+        """A store whose history query fails twice, as a locked database would."""
+
+        failures = 2
+
+        def history(self, **query: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return super().history(**query)
+
+    store = Locked()
+    pipeline, recorder = build(FakeDetector(alerts("edr", 1), name="edr"), store=store)
+    with pipeline:
+        summary = pipeline.run(exit_when_idle=True, idle_interval=0.05)
+    counters = summary.stats["counters"]
+    assert (counters["processed"], counters["process_retries"]) == (1, 2)
+    assert "process_failures" not in counters
+    assert store.pending_events() == []
+    assert len(recorder.seen) == 1
+
+
+def test_an_event_that_keeps_failing_is_left_pending(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fido import _run
+
+    monkeypatch.setattr(_run, "RETRY_DELAY", 0.001)
+
+    class Broken(fido.MemoryStore):
+        def history(self, **query: Any) -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+    store = Broken()
+    pipeline, _ = build(FakeDetector(alerts("edr", 1), name="edr"), store=store)
+    with pipeline:
+        summary = pipeline.run(exit_when_idle=True, idle_interval=0.05)
+    counters = summary.stats["counters"]
+    assert (counters["process_retries"], counters["process_failures"]) == (_run.RETRIES, 1)
+    assert [e.id for e in store.pending_events()] == ["edr-0"]
+    [given_up] = [r for r in caplog.records if "left pending" in r.getMessage()]
+    assert given_up.event_id == "edr-0"  # type: ignore[attr-defined]
+    assert "OperationalError" in given_up.getMessage()
+
+
+def test_one_run_per_store(tmp_path: Path) -> None:
+    path = tmp_path / "fido.sqlite3"
+    first, _ = build(FakeDetector(alerts("edr", 1), name="edr"), store=fido.SQLiteStore(path))
+    second, _ = build(FakeDetector(alerts("edr", 1), name="edr"), store=fido.SQLiteStore(path))
+    stop = threading.Event()
+    started = threading.Event()
+
+    def progress(_: dict[str, Any]) -> None:
+        started.set()
+
+    def serve() -> None:
+        async def main() -> None:
+            done = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=lambda: (stop.wait(), loop.call_soon_threadsafe(done.set))
+            ).start()
+            await first.arun(stop=done, idle_interval=0.05, on_progress=progress)
+
+        asyncio.run(main())
+
+    with first, second:
+        runner = threading.Thread(target=serve)
+        runner.start()
+        assert started.wait(10)
+        with pytest.raises(fido.StoreBusy, match=r"another fido run holds .*: pid \d+ on ") as info:
+            second.run(exit_when_idle=True, idle_interval=0.05)
+        assert info.value.pid == os.getpid()
+        assert info.value.holder == first._rt().owner
+        # asked to, the second waits for the first to stop
+        threading.Timer(0.3, stop.set).start()
+        summary = second.run(exit_when_idle=True, idle_interval=0.05, wait_for_store=True)
+        runner.join()
+        assert summary.reason == "idle"
+    assert summary.stats["counters"].get("processed", 0) == 0  # the first had done it
+
+
+def test_a_copy_that_arrives_while_the_loop_holds_the_event_waits_for_it() -> None:
+    store = fido.MemoryStore()
+    same = event(
+        detector="edr", id="twice", host=None, observables=[], severity=fido.Severity.CRITICAL
+    )
+    slow = StaticEnricher({fido.User("bdoe"): fido.UserContext(source="ad")}, delay=0.3)
+    recorder = RecordingResponder()
+    pipeline = Pipeline(
+        detectors=[FakeDetector([same], name="edr")],
+        enrichers=[slow],
+        responders={"notify": [recorder], "ticket": [recorder]},
+        store=store,
+    )
+    results: list[fido.Incident] = []
+
+    def webhook() -> None:  # the same alert, by another way, once the loop stored it
+        deadline = time.monotonic() + 10
+        while not store.pending_events() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        results.append(pipeline.process(same))
+
+    with pipeline:
+        other = threading.Thread(target=webhook)
+        other.start()
+        summary = pipeline.run(exit_when_idle=True, idle_interval=0.05)
+        other.join()
+        assert len(store.incidents()) == 1
+    assert summary.stats["counters"]["duplicates"] == 1
+    assert recorder.seen == [(results[0].id, "notify")]
+
+
+def test_the_resume_path_leaves_events_another_live_pipeline_claims() -> None:
+    store = fido.MemoryStore()
+    busy, _ = build(store=store)
+    with busy:
+        # stored and claimed by a pipeline that is alive (working on it, say)
+        store.add_event(event(id="theirs"), owner=busy._rt().owner, until=busy._rt().claim_until())
+        pipeline, recorder = build(store=store)
+        with pipeline:
+            first = pipeline.run(exit_when_idle=True, idle_interval=0.05)
+            assert first.resumed == 0
+            assert [e.id for e in store.pending_events()] == ["theirs"]
+    # closed now: its claim may be taken over
+    pipeline, recorder = build(store=store)
+    with pipeline:
+        second = pipeline.run(exit_when_idle=True, idle_interval=0.05)
+    assert second.resumed == 1
+    assert store.pending_events() == []
+    assert [action for _, action in recorder.seen] == ["notify", "ticket"]
