@@ -797,3 +797,52 @@ def test_user_is_enriched_too() -> None:
     with pipeline:
         incident = pipeline.process(alert())
     assert incident.assessment.user == 55
+
+
+def test_a_scoring_failure_is_audited_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fido import _stages
+
+    def broken(*args: object) -> None:
+        raise fido.ScoringError("no rule for this", rule="threat.x")
+
+    monkeypatch.setattr(_stages, "assess", broken)
+    pipeline, recorder, _ = build()
+    with pipeline:
+        incident = pipeline.process(alert())
+    steps = {a.stage: (a.outcome, a.detail) for a in incident.audit}
+    assert steps["score"] == ("failed", "failed: no rule for this (rule=threat.x)")
+    assert steps["decide"] == ("skipped", "skipped: no assessment")
+    assert recorder.seen == []
+
+
+def test_close_lets_the_work_in_flight_finish() -> None:
+    class Slow:
+        name = "slow"
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.begun = threading.Event()
+
+        async def respond(self, incident: fido.Incident, action: fido.Action) -> None:
+            self.begun.set()
+            await asyncio.sleep(0.3)
+            self.sent.append(action.name)
+
+    slow = Slow()
+    pipeline, _, _ = build(responders={"notify": [slow], "ticket": [slow]})
+    outcome: list[object] = []
+
+    def work() -> None:
+        try:
+            outcome.append(pipeline.process(alert()))
+        except BaseException as exc:  # the test reports it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert slow.begun.wait(10)
+    pipeline.close()  # while the first response is on its way
+    worker.join()
+    [incident] = outcome
+    assert isinstance(incident, fido.Incident)
+    assert slow.sent == ["notify", "ticket"]
