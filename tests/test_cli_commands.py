@@ -472,3 +472,42 @@ def test_the_logging_level_comes_from_the_configuration_unless_told(
         assert loaded in capsys.readouterr().err, args
     assert run_main("check", str(config), "--offline", "-q")[0] == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_second_run_on_one_store_exits_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fido
+
+    config = quickstart(tmp_path)
+    holder = fido.SQLiteStore(tmp_path / "quickstart" / "fido.sqlite3")
+    try:
+        assert holder.acquire_runner("the-service", datetime.now(UTC)) is None
+        code, out = run_main("run", str(config), "--no-progress")
+        assert code == 4
+        assert out == ""
+        assert "fido run" in capsys.readouterr().err
+        # the analyst's commands go on meanwhile
+        assert run_main("incidents", "-c", str(config))[0] == 0
+    finally:
+        holder.release_runner("the-service")
+        holder.close()
+    assert run_main("run", str(config), "--no-progress", "--json")[0] == 0
+
+
+def test_a_run_that_ends_with_a_failing_detector_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "alerts").mkdir()  # a folder where the detector expects a file
+    config = tmp_path / "fido.toml"
+    config.write_text(
+        '[store]\ntype = "memory"\n[[detectors]]\ntype = "jsonl"\nname = "edr"\n'
+        'path = "alerts"\ninterval = "0.05s"\n'
+    )
+    code, out = run_main("run", str(config), "--once", "--no-progress")
+    assert code == 1
+    assert "failing at the end: edr" in out
+    assert "fido: detectors failing at the end: edr" in capsys.readouterr().err
+    code, out = run_main("run", str(config), "--once", "--no-progress", "--json")
+    assert code == 1
+    assert json.loads(out)["summary"]["detectors"][0]["failures"] >= 1

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the command ran but something failed or was invalid (an alert,
 a check, an approval, an unknown incident); 2 the command line itself was wrong
-(argparse's code); 3 the configuration is wrong; 130 interrupted.
+(argparse's code); 3 the configuration is wrong; 4 another `fido run` holds the store;
+130 interrupted.
 
 Logging: `-v` INFO, `-vv` DEBUG, `-q` errors only, before or after the command; without
 them, the configuration's `[logging] level` once it is loaded (INFO until then).
@@ -19,7 +20,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from fido._cli.output import live_line, print_json, warn
-from fido._errors import ConfigurationError, FidoError, InvalidObservable
+from fido._errors import ConfigurationError, FidoError, InvalidObservable, StoreBusy
 from fido._logging import LOG_FORMAT, ContextFilter, SafeFormatter
 from fido._observable import Observable, ObservableKind
 from fido._version import __version__
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 CONFIG_ERROR = 3
+STORE_BUSY = 4
 
 
 def _version(args: argparse.Namespace, out: TextIO) -> int:
@@ -144,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="fido",
         description="fido: automated security incident response.",
         epilog="Exit codes: 0 success, 1 something failed or was invalid, 2 wrong command "
-        "line, 3 wrong configuration, 130 interrupted.",
+        "line, 3 wrong configuration, 4 another fido run holds the store, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"fido {__version__}")
     _verbosity(parser, after=False)
@@ -164,6 +166,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stop once every detector has nothing new and the work is done",
     )
     run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    run.add_argument(
+        "--wait-for-store",
+        action="store_true",
+        help="if another fido run holds the store, wait for it to stop (a standby) "
+        "rather than exit 4",
+    )
     _json(run)
     run.set_defaults(handler=COMMANDS["run"])
 
@@ -311,6 +319,9 @@ def _main(args: argparse.Namespace, stream: TextIO) -> int:
     except ConfigurationError as exc:
         warn(f"fido: configuration: {exc}")
         return CONFIG_ERROR
+    except StoreBusy as exc:
+        warn(f"fido: {exc}")
+        return STORE_BUSY
     except FidoError as exc:
         warn(f"fido: {exc}")
         return 1

@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
     from fido._pipeline import Pipeline
 
-__all__ = ["COMMANDS", "CONFIG_ERROR", "positive", "when"]
+__all__ = ["COMMANDS", "CONFIG_ERROR", "STORE_BUSY", "positive", "when"]
 
-OK, FAILED, CONFIG_ERROR = 0, 1, 3
+OK, FAILED, CONFIG_ERROR, STORE_BUSY = 0, 1, 3, 4
 SHOWN: Final = 20
 """How many of a run's incidents `fido run` prints (the rest: `fido incidents --since`)."""
 PAGE: Final = 200
@@ -245,11 +245,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 exit_when_idle=exit_when_idle,
                 idle_interval=config.run.idle_interval,
                 on_progress=None if live is None else _progress(live),
+                wait_for_store=args.wait_for_store,
             )
         store = pipeline.store
         if args.json:
             _run_json(summary, store, started, out)
-            return OK
+            return _run_status(summary)
         # only what is printed is read: weeks of running may have touched many thousands
         shown = _incidents(store, since=started, limit=SHOWN + 1)
         print(printable(summary.table()), file=out)
@@ -261,6 +262,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 "--limit N lists them",
                 file=out,
             )
+    return _run_status(summary)
+
+
+def _run_status(summary: Any) -> int:
+    """`fido run`'s exit code: 1 if detectors were failing at the end, 4 if the store was lost."""
+    if summary.reason == "lost":
+        warn("fido: another fido run took the store over; this one stopped")
+        return STORE_BUSY
+    if summary.failed_detectors:
+        warn(f"fido: detectors failing at the end: {', '.join(summary.failed_detectors)}")
+        return FAILED
     return OK
 
 
