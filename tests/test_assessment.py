@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fido import Action, Assessment, Contribution, Decision, Dimension, InvalidRecord
+from fido._assessment import printable
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -116,3 +117,21 @@ def test_action_validation() -> None:
         Action(name=" ")
     with pytest.raises(InvalidRecord, match="not JSON"):
         Action(name="x", params={"when": NOW})
+
+
+def test_printable() -> None:
+    assert printable("plain text, even ünïcode") == "plain text, even ünïcode"
+    assert printable("a\nb\tc\x1b[2J\u2028\x7f") == "a\\nb\\tc\\x1b[2J\\u2028\\x7f"
+
+
+def test_explain_escapes_stored_reasons() -> None:
+    """A contribution loaded from a store may hold a newline: it cannot forge a row."""
+    a = Assessment(
+        threat=10,
+        total=10,
+        contributions=[contribution("threat", 10, "pulse\n    +90  forged", "otx\r")],
+        assessed_at=NOW,
+    )
+    lines = a.explain().splitlines()
+    assert "     +10  pulse\\n    +90  forged  otx\\r  threat.rule" in lines
+    assert not any(line.lstrip().startswith("+90") for line in lines)

@@ -60,9 +60,10 @@ class Contribution:
     Args:
         dimension: The dimension the points count towards.
         points: How many points (negative for evidence that lowers the score).
-        reason: Why, in words an analyst reads (`"VirusTotal: malicious, 53/70 engines"`).
+        reason: Why, in words an analyst reads
+            (`"virustotal: evil[.]example is malicious (reliability B, 53/70)"`).
         source: Who supplied the evidence: a detector, an enricher, `history` or `policy`.
-        rule: The policy key that gave the points (`threat.verdict.malicious`).
+        rule: The policy key that gave the points (`threat.verdicts.malicious`).
     """
 
     dimension: Dimension = attrs.field(converter=_dimension)
@@ -85,6 +86,23 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+def _escape(char: str) -> str:
+    return repr(char)[1:-1]
+
+
+def printable(text: str) -> str:
+    r"""`text` on one line: every character that is not printable shown as its escape.
+
+    Alert and intelligence content (a pulse name, a detector's label) goes into
+    explanations; a newline or a terminal control sequence in it must not forge lines.
+    A newline becomes the two characters `\n`, an escape character `\x1b`, a line
+    separator `\u2028`; printable text is returned as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
 def make_contribution(
     dimension: Dimension, points: int, reason: str, source: str, rule: str
 ) -> Contribution:
@@ -99,6 +117,34 @@ def make_contribution(
     _set(made, "reason", reason)
     _set(made, "source", source)
     _set(made, "rule", rule)
+    return made
+
+
+def make_assessment(
+    threat: int,
+    machine: int,
+    user: int,
+    total: int,
+    contributions: tuple[Contribution, ...],
+    combination: str,
+    policy: str,
+    policy_version: str,
+    assessed_at: datetime,
+) -> Assessment:
+    """Build an `Assessment` without checking its fields (the scorer's fast path).
+
+    Only for the scoring engine, whose scores are bounded by construction.
+    """
+    made = _new(Assessment)
+    _set(made, "threat", threat)
+    _set(made, "machine", machine)
+    _set(made, "user", user)
+    _set(made, "total", total)
+    _set(made, "contributions", contributions)
+    _set(made, "combination", combination)
+    _set(made, "policy", policy)
+    _set(made, "policy_version", policy_version)
+    _set(made, "assessed_at", assessed_at)
     return made
 
 
@@ -155,14 +201,18 @@ class Assessment:
     def explain(self) -> str:
         """A readable account of the score: each dimension, then each contribution.
 
+        Reasons and sources are shown with their control characters escaped, so that
+        a stored contribution cannot forge lines either.
+
         Example:
             ```text
-            Total 75/100 = threat + machine + user, capped at 100 (policy default 1)
-            Threat 55/100
-                +30  severity high                        edr         threat.severity.high
-                +25  my-feed says malicious (C)           my-feed     threat.verdict.malicious
-            Machine 20/100
-                +20  5 or more critical patches missing   inventory   machine.patches.critical
+            Total 65/100 = threat + machine + user, capped at 100 (policy default 1)
+            Threat 60/100
+                 +20  severity high                                   edr  threat.severity.high
+                 +10  category malware                                edr  threat.categories.malware
+                 +30  otx: c2[.]example is malicious (reliability C)  otx  threat.verdicts.malicious
+            Machine 5/100
+                  +5  criticality medium  cmdb  machine.criticality.medium
             User 0/100
                 (no contributions)
             ```
@@ -177,12 +227,15 @@ class Assessment:
             if not contributions:
                 lines.append("    (no contributions)")
                 continue
-            reason_width = max(len(c.reason) for c in contributions)
-            source_width = max(len(c.source) for c in contributions)
-            lines.extend(
-                f"    {c.points:+4d}  {c.reason:<{reason_width}}  "
-                f"{c.source:<{source_width}}  {c.rule}"
+            rows = [
+                (c.points, printable(c.reason), printable(c.source), printable(c.rule))
                 for c in contributions
+            ]
+            reason_width = max(len(row[1]) for row in rows)
+            source_width = max(len(row[2]) for row in rows)
+            lines.extend(
+                f"    {points:+4d}  {reason:<{reason_width}}  {source:<{source_width}}  {rule}"
+                for points, reason, source, rule in rows
             )
         return "\n".join(lines)
 

@@ -227,3 +227,112 @@ def test_repeat_within_the_window_withholds_actions_unless_the_score_rose() -> N
         ]
     )
     assert POLICY.decide(a, history=older).action_names == ("notify", "ticket")
+
+
+def test_a_repeat_does_not_rise_on_the_sightings_its_predecessor_made() -> None:
+    """The contract scenario again, 10 minutes after inc-1 saw the same hash on ws-042.
+
+    threat  = severity high 20 + malicious 50 x C 0.6 = 30
+              + the hash seen before (once, in inc-1) 10                    -> 60
+    machine = unknown host 10; user 0                                       -> total 70
+    Without its history points (the sighting exists only because of inc-1) the repeat
+    scores 60 + 10 - 10 = 60: not above inc-1's 60, so the actions are withheld.
+    """
+    history = History(
+        sightings={sha(): 1},
+        incidents=[
+            PriorIncident(id="inc-1", host="ws-042", at=NOW - timedelta(minutes=10), total=60)
+        ],
+    )
+    a = assess(incident(), [reputation(source="my-feed")], history, POLICY, NOW)
+    assert (a.threat, a.machine, a.user, a.total) == (60, 10, 0, 70)
+    assert rules(a)["threat.sightings"] == 10
+    d = POLICY.decide(a, history=history)
+    assert (d.level, d.actions) == ("ticket", ())
+    assert d.reason == (
+        "total 70 reached ticket (from 60); repeat of incident inc-1 on host ws-042 10m ago, "
+        "which scored 60 (now 70, 60 without history points): actions withheld"
+    )
+    # inc-1 scored 59: 60 without history is a real rise, and acts again
+    lower = History(
+        sightings={sha(): 1},
+        incidents=[
+            PriorIncident(id="inc-1", host="ws-042", at=NOW - timedelta(minutes=10), total=59)
+        ],
+    )
+    assert POLICY.decide(a, history=lower).action_names == ("notify", "ticket")
+
+
+def test_the_repeat_window_ends_at_exactly_30_minutes() -> None:
+    """Ages from 0 up to, not including, 30 minutes are inside the window."""
+    a = assess(incident(), [reputation(source="my-feed")], History.EMPTY, POLICY, NOW)  # 60
+
+    def acts(age: timedelta) -> bool:
+        prior = PriorIncident(id="inc-1", host="ws-042", at=NOW - age, total=60)
+        return bool(POLICY.decide(a, history=History(incidents=[prior])).actions)
+
+    assert not acts(timedelta(0))
+    assert not acts(timedelta(minutes=29, seconds=59))
+    assert acts(timedelta(minutes=30))
+    assert acts(timedelta(seconds=-1))  # after `now`: not an earlier incident
+
+
+def test_no_threat_evidence_never_contains_however_exposed_the_machine() -> None:
+    """An INFO alert with no observables on a critical server without AV, for a Domain Admin.
+
+    threat  = severity info 0                                               -> 0
+    machine = critical 25 + server 10 + AV not installed 50                 -> 85
+    user    = Domain Admins 30                                              -> 30
+    total   = 0 + 85 + 30 = 115, capped at 100: reaches contain (85), but contain needs
+              threat 40 (min_threat) and threat is 0 -> ticket (60): notify, ticket.
+    re-image also needs threat 40; no patch rule scored -> "scan and release".
+    """
+    inc = incident(event(severity=Severity.INFO, observables=[]))
+    findings: list[fido.Finding] = [
+        host_context(criticality=Criticality.CRITICAL, is_server=True, av_installed=False),
+        user_context(groups=("Domain Admins",)),
+    ]
+    a = assess(inc, findings, History.EMPTY, POLICY, NOW)
+    assert (a.threat, a.machine, a.user, a.total) == (0, 85, 30, 100)
+    d = POLICY.decide(a)
+    assert (d.level, d.action_names, d.recommendation) == (
+        "ticket",
+        ("notify", "ticket"),
+        "scan and release",
+    )
+    assert d.reason == (
+        "total 100 reached ticket (from 60); contain (from 85) also needs threat 40, "
+        "and threat is 0"
+    )
+    # a benign verdict from an A source changes nothing: -10, floored at 0
+    benign = assess(
+        incident(event(severity=Severity.INFO)),
+        [*findings, reputation(Verdict.BENIGN, reliability=Reliability.A)],
+        History.EMPTY,
+        POLICY,
+        NOW,
+    )
+    assert (benign.threat, benign.total) == (0, 100)
+    assert POLICY.decide(benign).level == "ticket"
+
+
+def test_threat_40_on_the_same_machine_contains() -> None:
+    """The same server and admin, with a high alert and a C-source malicious hash.
+
+    threat  = high 20 + malicious 50 x C 0.6 = 30                           -> 50 (>= 40)
+    total   = 50 + 85 + 30, capped at 100 -> contain, with approval; "re-image".
+    """
+    findings: list[fido.Finding] = [
+        reputation(),
+        host_context(criticality=Criticality.CRITICAL, is_server=True, av_installed=False),
+        user_context(groups=("Domain Admins",)),
+    ]
+    a = assess(incident(), findings, History.EMPTY, POLICY, NOW)
+    assert (a.threat, a.machine, a.user, a.total) == (50, 85, 30, 100)
+    d = POLICY.decide(a)
+    assert (d.level, d.action_names, d.recommendation) == (
+        "contain",
+        ("notify", "ticket", "contain"),
+        "re-image",
+    )
+    assert d.reason == "total 100 reached contain (from 85)"

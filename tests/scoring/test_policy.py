@@ -95,6 +95,22 @@ def test_merge_with_or() -> None:
     assert base.__or__(42) is NotImplemented  # type: ignore[operator]
 
 
+def test_overrides_chain() -> None:
+    """`base | (a | m)` applies a's settings and m's, not only the last mapping's."""
+    a = Policy.from_toml("[machine]\nunknown = 0\n")
+    b = a | {"user": {"locked": 0}}
+    chained = Policy.default() | b
+    assert (chained.machine.unknown, chained.user.locked) == (0, 0)
+    assert chained == b
+    c = Policy.from_toml("[user]\nlocked = 1\n", base=a)
+    assert (Policy.default() | c).machine.unknown == 0
+    other = Policy.default() | {"machine": {"server": 40}}
+    assert (other | b).machine.server == 40  # the default's values are not re-applied
+    assert (other | b).machine.unknown == 0
+    assert b | Policy.default() == b
+    assert Policy.default().explicit == {}
+
+
 def test_from_toml_with_a_base() -> None:
     base = Policy.default() | {"machine": {"unknown": 0}}
     p = Policy.from_toml("[user]\nlocked = 1\n", base=base)
@@ -109,6 +125,15 @@ def test_diff() -> None:
         ("threat.verdicts.malicious", 50, 60),
     )
     assert base.diff(base) == ()
+
+
+def test_level_for_with_a_threat_minimum() -> None:
+    p = Policy.default()
+    assert p.decision.levels[-1].min_threat == 40
+    assert p.level_for(90).name == "contain"
+    assert p.level_for(90, 39).name == "ticket"
+    assert p.level_for(90, 40).name == "contain"
+    assert p.level_for(20, 0).name == "log"
 
 
 def test_level_for() -> None:
@@ -127,7 +152,7 @@ def test_level_for() -> None:
     ]
 
 
-BAD: list[tuple[str, str, str, int | None]] = [
+BAD: list[tuple[str, str, str, int]] = [
     ("[threat.verdicts]\nmalicous = 50\n", "threat.verdicts.malicous", "unknown key", 2),
     ("[threat]\nverdicts = 3\n", "threat.verdicts", "expected a table", 2),
     (
@@ -181,12 +206,67 @@ BAD: list[tuple[str, str, str, int | None]] = [
     ),
     ('[user]\nprivileged = "yes"\n', "user.privileged", "integer", 2),
     ("[user.titles]\npoints = 5\nwords = [1]\n", "user.titles.words", "array of strings", 3),
-    ('[[decision.levels]]\nname = "a"\nmin = 5\n', "decision.levels", "start at 0", None),
+    ('[[decision.levels]]\nname = "a"\nmin = 5\n', "decision.levels[0].min", "start at 0", 3),
     (
         '[[decision.levels]]\nname = "a"\nmin = 0\n[[decision.levels]]\nname = "a"\nmin = 9\n',
-        "decision.levels",
+        "decision.levels[1].name",
+        "two levels are called 'a'",
+        5,
+    ),
+    (
+        '[[decision.levels]]\nname = "a"\nmin = 0\n[[decision.levels]]\nname = "b"\nmin = 0\n',
+        "decision.levels[1].min",
         "clash",
-        None,
+        6,
+    ),
+    (
+        (
+            '[[decision.levels]]\nname = "b"\nmin = 50\n\n'
+            '[[decision.levels]]\nname = "a"\nmin = 0\nmin_threat = 10\n'
+        ),
+        "decision.levels[1].min_threat",
+        "lowest level cannot need a threat score",
+        8,
+    ),
+    (
+        '[[decision.levels]]\nname = "a"\nmin = 0\nmin_threat = 101\n',
+        "decision.levels[0].min_threat",
+        "from 0 to 100",
+        4,
+    ),
+    (
+        '[[decision.levels]]\nname = "a"\nmin = 0\nactions = ["notify", "notify"]\n',
+        "decision.levels[0].actions",
+        "each action is listed once",
+        4,
+    ),
+    (
+        "[decision.actions.contian]\nrequires_approval = true\n",
+        "decision.actions.contian",
+        "no level uses the action 'contian'",
+        1,
+    ),
+    (
+        "[threat.categories]\nMalware = 5\nmalware = 30\n",
+        "threat.categories.Malware",
+        "listed twice",
+        2,
+    ),
+    ("[policy]\nversion = 1.10\n", "policy.version", 'write "1.1" in quotes', 2),
+    (
+        "[[threat.sightings]]\nmin = 5\npoints = 20\n[[threat.sightings]]\nmin = 5\npoints = 10\n",
+        "threat.sightings[1].min",
+        "each tier needs its own value",
+        5,
+    ),
+    (
+        (
+            '[[threat.host_history]]\nafter = "4h"\npoints = 5\n'
+            '[[threat.host_history]]\nafter = "240m"\npoints = 9\n'
+        ),
+        "threat.host_history[1].after",
+        "each tier needs its own value",
+        5,
     ),
     (
         '[decision.actions.contain]\napproval_timeout = "forever"\n',
@@ -212,7 +292,7 @@ BAD: list[tuple[str, str, str, int | None]] = [
 
 @pytest.mark.parametrize(("text", "key", "message", "line"), BAD)
 def test_validation_names_key_value_and_line(
-    tmp_path: Path, text: str, key: str, message: str, line: int | None
+    tmp_path: Path, text: str, key: str, message: str, line: int
 ) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -221,8 +301,7 @@ def test_validation_names_key_value_and_line(
     error = info.value
     assert error.key == key
     assert error.file == str(path)
-    if line is not None:
-        assert error.line == line
+    assert error.line == line
     assert f"key={key}" in str(error)
 
 
@@ -233,6 +312,37 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read") as missing:
         Policy.from_toml(tmp_path / "missing.toml")
     assert missing.value.file == str(tmp_path / "missing.toml")
+
+
+def test_path_or_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Path is a path; a one-line str ending in .toml, or naming a file, is a path too."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="cannot read the policy") as info:
+        Policy.from_toml("strict.toml")  # a missing file, not bad TOML
+    assert info.value.file == "strict.toml"
+    missing = str(tmp_path / "nope.toml")
+    with pytest.raises(ConfigurationError, match="cannot read the policy") as info:
+        Policy.from_toml(missing)
+    assert info.value.file == missing
+    conf = tmp_path / "policy.conf"
+    conf.write_text("[machine]\nunknown = 0\n")
+    assert Policy.from_toml(str(conf)).machine.unknown == 0  # an existing file
+    assert Policy.from_toml(conf).machine.unknown == 0
+    assert Policy.from_toml("[machine]\nunknown = 0\n").machine.unknown == 0  # text
+    assert Policy.from_toml("machine.unknown = 0").machine.unknown == 0  # one line of text
+    with pytest.raises(ConfigurationError, match="not valid TOML") as bad:
+        Policy.from_toml("no such thing")
+    assert bad.value.file is None
+    with pytest.raises(ConfigurationError, match="path or from TOML text, not bytes"):
+        Policy.from_toml(b"[machine]")  # type: ignore[arg-type]
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[machine]\nunknown = 0 # caf\xe9\n")
+    with pytest.raises(ConfigurationError, match="not UTF-8") as info:
+        Policy.from_toml(path)
+    assert (info.value.file, info.value.line) == (str(path), 2)
 
 
 def test_from_dict_errors_have_no_file() -> None:

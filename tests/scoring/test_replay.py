@@ -46,7 +46,11 @@ def test_replay_reports_what_changes_and_why() -> None:
     assert change.before.total == 60
     assert change.after.total == 40  # 20 + 50 x 0.2 + unknown 10
     assert (change.before_decision.level, change.after_decision.level) == ("ticket", "notify")
-    assert change.reasons == ("threat.verdicts.malicious: +30 -> +10", "total: 60 -> 40")
+    assert change.reasons == (
+        "threat.verdicts.malicious: +30 -> +10",
+        "total: 60 -> 40",
+        "level: ticket -> notify (from 30)",
+    )
     assert comparison.transitions() == {("ticket", "notify"): 1}
     text = comparison.summary()
     assert "policy quiet 2: 1 decisions would change" in text
@@ -72,6 +76,7 @@ def test_replay_rebuilds_history_from_the_incidents() -> None:
         "threat.host_history: +0 -> +25",
         "threat.sightings: +0 -> +10",
         "total: 20 -> 55",
+        "level: log -> notify (from 30)",
     )
 
 
@@ -85,6 +90,58 @@ def test_replay_with_a_history_provider_and_repeat_suppression() -> None:
     assert change.after_decision.actions == ()
     assert change.changed  # same level, but the actions are withheld now
     assert "repeat of incident x" in change.after_decision.reason
+    assert change.reasons == (
+        "repeat of incident x on host ws-042 5m ago, which scored 90 (now 60): actions withheld",
+    )
+    # and back: replayed without that history, the actions are no longer withheld
+    suppressed = attrs.evolve(inc, decision=change.after_decision)
+    [back] = replay([suppressed], POLICY).changes
+    assert back.after_decision.action_names == ("notify", "ticket")
+    assert back.reasons == ("no longer a repeat within the window: actions not withheld",)
+
+
+def test_replay_says_why_when_only_a_threshold_moves() -> None:
+    """Total 20 stays 20; notify now starts at 15, so log becomes notify."""
+    inc = stored(incident(findings=[host_context()]))  # high 20, a known host: 20, log
+    lower = POLICY | {
+        "decision": {
+            "levels": [
+                {"name": "suppress", "min": 0},
+                {"name": "log", "min": 10},
+                {"name": "notify", "min": 15, "actions": ["notify"]},
+            ]
+        }
+    }
+    [change] = replay([inc], lower).changed
+    assert change.reasons == ("level: log -> notify (from 15)",)
+    gated = POLICY | {
+        "decision": {
+            "levels": [
+                {"name": "quiet", "min": 0},
+                {"name": "notify", "min": 15, "min_threat": 30, "actions": ["notify"]},
+            ]
+        }
+    }
+    [held] = replay([inc], gated).changed
+    assert held.after_decision.level == "quiet"
+    assert held.reasons == ("level: log -> quiet (from 0; notify also needs threat 30)",)
+
+
+def test_replay_sees_approval_changes() -> None:
+    """Same level and actions; ticket now needs approval, contain's timeout changes."""
+    inc = stored(incident(findings=[reputation(reliability=Reliability.A)]))  # 80: ticket
+    assert inc.decision.action_names == ("notify", "ticket")
+    approve = POLICY | {"decision": {"actions": {"ticket": {"requires_approval": True}}}}
+    [change] = replay([inc], approve).changed
+    assert change.after_decision.action_names == ("notify", "ticket")
+    assert change.reasons == ("ticket: requires approval",)
+    timed = approve | {"decision": {"actions": {"ticket": {"approval_timeout": "1h"}}}}
+    before = stored(incident(findings=[reputation(reliability=Reliability.A)]), approve)
+    [later] = replay([before], timed).changed
+    assert later.reasons == ("ticket: approval timeout none -> 1h",)
+    released = replay([before], POLICY).changed
+    assert [c.reasons for c in released] == [("ticket: no longer requires approval",)]
+    assert replay([before], approve).changed == ()
 
 
 def test_replay_of_an_unassessed_incident() -> None:

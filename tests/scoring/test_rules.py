@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 import fido
-from fido import Criticality, Dimension, Host, Reliability, Severity, User, Verdict
-from fido.scoring import History, Policy, PriorIncident, assess
+from fido import (
+    Criticality,
+    Dimension,
+    Host,
+    InvalidRecord,
+    Reliability,
+    ScoringError,
+    Severity,
+    User,
+    Verdict,
+)
+from fido.scoring import AssetGroup, History, Policy, PriorIncident, assess
 from tests.factories import (
     NOW,
     event,
@@ -304,6 +315,10 @@ def test_the_most_exposed_host_counts() -> None:
         ({"title": "Chief Financial Officer"}, {"user.titles": 25}),
         ({"title": "Senior VP, Sales"}, {"user.titles": 25}),
         ({"title": "Supervisor"}, {}),
+        # whole words and phrases: a sales "Account Executive" is not an executive
+        ({"title": "Account Executive"}, {}),
+        ({"title": "Executive Assistant to the CFO"}, {"user.titles": 25}),
+        ({"title": "VPN Engineer"}, {}),
         ({"title": "Directory Engineer"}, {}),
         ({"department": "Finance & Accounting"}, {"user.departments": 30}),
         ({"department": "Threat Research"}, {}),
@@ -346,3 +361,135 @@ def test_watch_lists() -> None:
 
 def test_unknown_user_scores_nothing() -> None:
     assert assess(incident(), [], History.EMPTY, POLICY, NOW).user == 0
+
+
+# -- one source, unnamed subjects, matching and bad input ---------------------------------
+
+
+def test_a_source_does_not_corroborate_itself() -> None:
+    """Two vt findings on one hash: only the stronger counts (A: 50), not 50 + 25."""
+    findings: list[fido.Finding] = [
+        reputation(source="vt", reliability=Reliability.A),
+        reputation(Verdict.SUSPICIOUS, source="vt", reliability=Reliability.A, label="dup"),
+    ]
+    a = assess(incident(), findings, History.EMPTY, POLICY, NOW)
+    [c] = [c for c in a.contributions if c.rule.startswith("threat.verdicts")]
+    assert (c.points, c.rule) == (50, "threat.verdicts.malicious")
+    assert "the strongest of its 2 findings on it" in c.reason
+    # another source still corroborates: 50, then C 30 x 0.5 = 15
+    more = assess(incident(), [*findings, reputation(source="otx")], History.EMPTY, POLICY, NOW)
+    got = [c.points for c in more.contributions if c.rule.startswith("threat.verdicts")]
+    assert got == [50, 15]
+
+
+def test_the_strongest_verdict_of_a_source_counts_whatever_the_order() -> None:
+    findings: list[fido.Finding] = [
+        reputation(Verdict.BENIGN, source="vt", reliability=Reliability.A),
+        reputation(source="vt", reliability=Reliability.A),
+    ]
+    for order in (findings, findings[::-1]):
+        assert points(incident(), list(order), rule="threat.verdicts") == 50
+
+
+def test_unnamed_subjects_do_not_corroborate_each_other() -> None:
+    """Reputations without a subject each stand alone: 50 and 50, not 50 + 25."""
+    findings: list[fido.Finding] = [
+        fido.Reputation(source=s, verdict=Verdict.MALICIOUS, reliability=Reliability.A)
+        for s in ("a", "b")
+    ]
+    a = assess(incident(), findings, History.EMPTY, POLICY, NOW)
+    got = [c for c in a.contributions if c.rule == "threat.verdicts.malicious"]
+    assert [c.points for c in got] == [50, 50]
+    assert not any("corroborating" in c.reason for c in got)
+
+
+def test_host_context_matches_on_any_key_of_the_host() -> None:
+    """A context for 10.1.2.3 applies to the incident's ws-042 at 10.1.2.3, and back."""
+    inc = incident(event(host=Host(name="ws-042", ip="10.1.2.3")))
+    by_ip = [host_context(Host(ip="10.1.2.3"), av_installed=False)]
+    got = {c.rule: c.points for c in assess(inc, by_ip, History.EMPTY, POLICY, NOW).contributions}
+    assert got["machine.posture.av_not_installed"] == 50
+    assert "machine.unknown" not in got
+    ip_only = incident(event(host=Host(ip="10.1.2.3")))
+    by_name: list[fido.Finding] = [host_context(Host(name="ws-042", ip="10.1.2.3"), is_server=True)]
+    assert points(ip_only, by_name, rule="machine") == 10
+    # two sources on the two keys merge, each found once
+    both: list[fido.Finding] = [
+        host_context(Host(ip="10.1.2.3"), source="scanner", missing_critical_patches=6),
+        host_context(Host(name="ws-042"), source="cmdb", criticality=Criticality.HIGH),
+        host_context(Host(name="ws-042", ip="10.1.2.3"), source="edr", av_running=False),
+    ]
+    sources = {
+        c.rule: c.source for c in assess(inc, both, History.EMPTY, POLICY, NOW).contributions
+    }
+    assert sources["machine.posture.critical_patches"] == "scanner"
+    assert sources["machine.criticality.high"] == "cmdb"
+    assert sources["machine.posture.av_not_running"] == "edr"
+
+
+def test_a_subclass_of_a_finding_type_is_scored() -> None:
+    @attrs.frozen(kw_only=True)
+    class MyReputation(fido.Reputation):
+        pass
+
+    finding = MyReputation(source="x", verdict=Verdict.MALICIOUS, subject=sha())
+    assert points(incident(), [finding], rule="threat.verdicts") == 30
+
+
+def test_bad_input_raises_a_scoring_error_and_nothing_else() -> None:
+    with pytest.raises(ScoringError, match="not str") as info:
+        assess(incident(id="inc-x"), ["oops"], History.EMPTY, POLICY, NOW)  # type: ignore[list-item]
+    assert info.value.incident_id == "inc-x"
+    with pytest.raises(ScoringError, match="UTC offset"):
+        assess(incident(), [], History.EMPTY, POLICY, NOW.replace(tzinfo=None))
+    with pytest.raises(ScoringError, match="UTC offset"):
+        assess(incident(), [], History.EMPTY, POLICY, "now")  # type: ignore[arg-type]
+    # a policy built by hand, past validation: its CIDR range is a str, not a network
+    group = AssetGroup(name="lab", points=5, cidrs=("10.0.0.0/8",))  # type: ignore[arg-type]
+    broken = attrs.evolve(POLICY, machine=attrs.evolve(POLICY.machine, asset_groups=(group,)))
+    with pytest.raises(ScoringError, match="rule machine failed: AttributeError") as failed:
+        assess(incident(), [], History.EMPTY, broken, NOW)
+    assert failed.value.rule == "machine"
+
+
+def test_naive_times_in_the_history_are_refused() -> None:
+    with pytest.raises(InvalidRecord, match="UTC offset") as info:
+        PriorIncident(id="x", host="ws-042", at=datetime(2026, 11, 28, 6, 0), total=10)
+    assert (info.value.record, info.value.field) == ("PriorIncident", "at")
+    with pytest.raises(InvalidRecord, match="0 to 100"):
+        PriorIncident(id="x", host="ws-042", at=NOW, total=120)
+    with pytest.raises(InvalidRecord, match="keyed by Observable"):
+        History(sightings={"44d88612fea8a8f36de82e1278abb02f": 3})  # type: ignore[dict-item]
+    with pytest.raises(InvalidRecord, match="PriorIncident records"):
+        History(incidents=["inc-1"])  # type: ignore[list-item]
+
+
+def test_deciding_on_a_naive_assessment_time_is_a_scoring_error() -> None:
+    a = attrs.evolve(
+        assess(incident(), [], History.EMPTY, POLICY, NOW), assessed_at=NOW.replace(tzinfo=None)
+    )
+    prior = PriorIncident(id="x", host="ws-042", at=NOW, total=10)
+    with pytest.raises(ScoringError, match="UTC offset"):
+        POLICY.decide(a, history=History(incidents=[prior]))
+
+
+def test_alert_and_intel_text_cannot_forge_explanation_lines() -> None:
+    """A pulse name with a newline stays on its contribution's line, escaped."""
+    forged = "APT\n    +99  fake row  policy  threat.fake\x1b[2J"
+    findings: list[fido.Finding] = [
+        reputation(source="otx\nfake", label=forged),
+        host_context(source="cmdb\r\n", criticality=Criticality.HIGH),
+        user_context(source="ad\u2028x", title="VP\nSales"),
+    ]
+    inc = incident(event(category="malware"))
+    a = assess(inc, findings, History.EMPTY, POLICY, NOW)
+    for c in a.contributions:
+        assert c.reason.isprintable(), c.reason
+        assert c.source.isprintable(), c.source
+    text = a.explain()
+    assert "fake row" in text
+    assert not any(line.lstrip().startswith("+99") for line in text.splitlines())
+    assert "APT\\n    +99  fake row  policy  threat.fake\\x1b[2J" in text
+    assert "otx\\nfake" in text
+    assert "cmdb\\r\\n" in text
+    assert "ad\\u2028x" in text

@@ -1,36 +1,47 @@
 """What the scoring rules read: the incident's facts, grouped once per assessment.
 
 The scorer runs tens of thousands of times a second, so everything a rule would otherwise
-recompute (the incident's observables, hosts and users, each subject's key and its
-defanged text) is computed here once.
+recompute (the incident's observables, hosts and users, the highest severity, the best
+category, the findings grouped by subject) is gathered here in one pass over the events
+and one over the findings.
+
+Findings arrive in any order and the assessment must not depend on it: the groups are
+put in a canonical order where order matters (by source, then by content), and every
+rule that picks one finding among several breaks ties the same way.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from fido import _serde
-from fido._assessment import make_contribution
-from fido._entities import Host
-from fido._findings import HostContext, Reputation, UserContext, Verdict
+from fido._assessment import make_contribution, printable
+from fido._entities import Host, User
+from fido._errors import ScoringError
+from fido._findings import HostContext, Reputation, UserContext
 from fido._observable import Observable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
 
-    from fido._entities import User
+    from fido._event import Event
     from fido._findings import Finding, Subject
     from fido._incident import Incident
+    from fido.scoring._compiled import Compiled
     from fido.scoring._history import History
     from fido.scoring._policy import Policy
 
-__all__ = ["VERDICT_NAMES", "Context", "apportion", "contribution", "subject_key"]
+__all__ = ["Context", "apportion", "canonical", "contribution", "printable", "subject_key"]
 
-_TYPE_ORDER: Final = {Reputation: 0, HostContext: 1, UserContext: 2}
-VERDICT_NAMES: Final = {v: v.value for v in Verdict}
+F = TypeVar("F", Reputation, HostContext, UserContext)
+
+_REPUTATION: Final = 0
+_HOST: Final = 1
+_USER: Final = 2
+_KINDS: Final[dict[type, int]] = {Reputation: _REPUTATION, HostContext: _HOST, UserContext: _USER}
 
 contribution = make_contribution
 
@@ -50,23 +61,59 @@ def _describe(subject: Subject | None) -> str:
     if subject is None:
         return "an unnamed subject"
     if isinstance(subject, Observable):
-        return subject.defanged()
+        return printable(subject.defanged())
     if isinstance(subject, Host):
-        return f"host {subject.key}"
-    return f"user {subject}"
+        return f"host {printable(subject.key)}"
+    return f"user {printable(str(subject))}"
 
 
 def apportion(values: list[float]) -> list[int]:
     """Integers that add up to `round(sum(values))`, each within 1 of its value.
 
-    Largest remainders get the extra points; ties go to the earlier value.
+    Largest remainders get the extra points; ties go to the earlier value. `round` is
+    Python's: halves go to the even neighbour.
     """
     floors = [math.floor(v) for v in values]
     missing = round(sum(values)) - sum(floors)
-    order = sorted(range(len(values)), key=lambda i: (floors[i] - values[i], i))
-    for i in order[:missing]:
-        floors[i] += 1
+    if missing:
+        order = sorted(range(len(values)), key=lambda i: (floors[i] - values[i], i))
+        for i in order[:missing]:
+            floors[i] += 1
     return floors
+
+
+def _content(finding: Finding) -> str:
+    return json.dumps(_serde.dump(finding), sort_keys=True)
+
+
+def canonical(findings: list[F]) -> list[F]:
+    """The findings in an order that ignores their arrival order: by source, then content.
+
+    The content is compared only when one source said two things about one subject.
+    """
+    if len(findings) < 2:
+        return findings
+    ordered = sorted(findings, key=_source)
+    sources = [f.source for f in ordered]
+    if len(set(sources)) < len(sources):
+        ordered.sort(key=lambda f: (f.source, _content(f)))
+    return ordered
+
+
+def _source(finding: Finding) -> str:
+    return finding.source
+
+
+def _kind(finding: object) -> int:
+    """The kind of a finding, for subclasses of the finding types too."""
+    for cls, kind in _KINDS.items():
+        if isinstance(finding, cls):
+            return kind
+    raise ScoringError(
+        "findings are Reputation, HostContext or UserContext records, "
+        f"not {type(finding).__name__}",
+        rule="context",
+    )
 
 
 class Context:
@@ -74,19 +121,28 @@ class Context:
 
     Attributes:
         incident: The incident being assessed.
+        events: Its events.
         history: Earlier sightings and incidents.
         policy: The policy.
+        compiled: The policy's lookup tables.
         now: The time of the assessment.
-        observables: The incident's observables.
-        hosts: The incident's hosts, one per host key (the first seen).
+        top: The event with the highest severity (the first of those), if any.
+        category: The best category as `(points, reason, rule, detector)`, if any scores.
+        observables: The incident's observables by key (`Observable.key`), in first-seen
+            order.
+        hosts: The incident's hosts (`Incident.hosts`).
         users: The incident's users, one per account key (the first seen).
-        reputations: Reputation findings by subject key, in a canonical order.
-        host_contexts: HostContext findings by subject key, in a canonical order.
-        user_contexts: UserContext findings by subject key, in a canonical order.
+        reputations: Reputation findings by subject key (each subject's own order).
+        host_contexts: HostContext findings under every key of their host.
+        user_contexts: UserContext findings by account key.
+        described: Subjects described so far, by key (see `describe`).
     """
 
     __slots__ = (
-        "_described",
+        "category",
+        "compiled",
+        "described",
+        "events",
         "history",
         "host_contexts",
         "hosts",
@@ -95,6 +151,7 @@ class Context:
         "observables",
         "policy",
         "reputations",
+        "top",
         "user_contexts",
         "users",
     )
@@ -110,52 +167,94 @@ class Context:
         self.incident = incident
         self.history = history
         self.policy = policy
+        compiled: Compiled = policy.compiled
+        self.compiled = compiled
         self.now = now
-        observables: dict[Observable, None] = {}
-        hosts: dict[str, Host] = {}
+        events: tuple[Event, ...] = incident.events
+        self.events = events
+        severity, categories = compiled.severity, compiled.categories
+        top: Event | None = None
+        top_rank = -1
+        category: tuple[int, str, str, str] | None = None
+        observables: dict[str, Observable] = {}
         users: dict[str, User] = {}
-        for event in incident.events:
+        host: Host | None = None
+        one_host = True  # every event on the same Host object (or on none): the usual case
+        for event in events:
+            rank = severity[event.severity][0]
+            if rank > top_rank:
+                top, top_rank = event, rank
+            name = event.category
+            if name is not None:
+                found = categories.get(name)
+                if found is not None and (category is None or found[0] > category[0]):
+                    category = (*found, event.detector)
             for observable in event.observables:
-                observables[observable] = None
-            if event.user is not None:
-                users.setdefault(event.user.key, event.user)
-        for host in incident.hosts:  # a host another one describes more fully is left out
-            hosts.setdefault(host.key, host)
-        self.observables: tuple[Observable, ...] = tuple(observables)
-        self.hosts: tuple[Host, ...] = tuple(hosts.values())
+                key = observable.key  # strings hash in C; an Observable's hash is Python
+                if key not in observables:
+                    observables[key] = observable
+            account = event.user
+            if account is not None and account.key not in users:
+                users[account.key] = account
+            if event.host is not None and event.host is not host:
+                one_host = host is None
+                host = event.host
+        self.top = top
+        self.category = category
+        self.observables = observables
+        if one_host:
+            self.hosts: tuple[Host, ...] = () if host is None else (host,)
+        else:
+            self.hosts = incident.hosts
         self.users: tuple[User, ...] = tuple(users.values())
-        self.reputations: dict[str, list[Reputation]] = {}
-        self.host_contexts: dict[str, list[HostContext]] = {}
-        self.user_contexts: dict[str, list[UserContext]] = {}
-        self._described: dict[str, str] = {}
-        for key, finding in _canonical(findings):
-            if isinstance(finding, Reputation):
-                self.reputations.setdefault(key, []).append(finding)
-            elif isinstance(finding, HostContext):
-                self.host_contexts.setdefault(key, []).append(finding)
-            else:
-                self.user_contexts.setdefault(key, []).append(finding)
+        reputations: dict[str, list[Reputation]] = {}
+        host_contexts: dict[str, list[HostContext]] = {}
+        user_contexts: dict[str, list[UserContext]] = {}
+        for finding in findings:
+            kind = _KINDS.get(type(finding))
+            if kind is None:
+                kind = _kind(finding)
+            subject = finding.subject
+            if kind == _REPUTATION:
+                if subject is None:  # each source's unnamed verdicts stand alone
+                    key = f"?{finding.source}"
+                elif type(subject) is Observable:
+                    key = subject.key
+                else:
+                    key = subject_key(subject)
+                group = reputations.get(key)
+                if group is None:
+                    reputations[key] = [finding]  # type: ignore[list-item]
+                else:
+                    group.append(finding)  # type: ignore[arg-type]
+            elif kind == _HOST:
+                if isinstance(subject, Host):
+                    for key in subject.keys:
+                        host_contexts.setdefault(key, []).append(finding)  # type: ignore[arg-type]
+            elif isinstance(subject, User):
+                user_contexts.setdefault(subject.key, []).append(finding)  # type: ignore[arg-type]
+        self.reputations = reputations
+        self.host_contexts = host_contexts
+        self.user_contexts = user_contexts
+        self.described: dict[str, str] = {}
 
     def describe(self, key: str, subject: Subject | None) -> str:
         """A subject for an explanation; indicators defanged, since people read this."""
-        text = self._described.get(key)
+        text = self.described.get(key)
         if text is None:
-            text = self._described[key] = _describe(subject)
+            text = self.described[key] = _describe(subject)
         return text
 
-
-def _canonical(findings: Iterable[Finding]) -> list[tuple[str, Finding]]:
-    """The findings with their subject keys, in an order that ignores their arrival order.
-
-    A cheap key settles almost every case; only when two findings share it (one source
-    saying two things about one subject) is the full content compared.
-    """
-    keyed = []
-    for finding in findings:
-        key = subject_key(finding.subject)
-        verdict = VERDICT_NAMES[finding.verdict] if isinstance(finding, Reputation) else ""
-        keyed.append(((_TYPE_ORDER[type(finding)], finding.source, key, verdict), key, finding))
-    keyed.sort(key=lambda item: item[0])
-    if len({item[0] for item in keyed}) < len(keyed):
-        keyed.sort(key=lambda item: (item[0], json.dumps(_serde.dump(item[2]), sort_keys=True)))
-    return [(key, finding) for _, key, finding in keyed]
+    def host_findings(self, host: Host) -> list[HostContext]:
+        """The HostContext findings on any of the host's keys, in canonical order."""
+        table = self.host_contexts
+        if not table:
+            return []
+        keys = host.keys
+        if len(keys) == 1:
+            return canonical(table.get(keys[0], []))
+        found: dict[int, HostContext] = {}
+        for key in keys:
+            for finding in table.get(key, ()):
+                found.setdefault(id(finding), finding)
+        return canonical(list(found.values()))

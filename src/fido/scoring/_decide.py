@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
 
-from fido._assessment import Action, Assessment, Decision
+from fido._assessment import Action, Assessment, Decision, Dimension, printable
+from fido._errors import ScoringError
+from fido.scoring._compiled import HISTORY_RULES
+from fido.scoring._engine import combine
 from fido.scoring._toml import format_duration
 
 if TYPE_CHECKING:
     from fido.scoring._history import History
     from fido.scoring._policy import Policy
 
-__all__ = ["decide"]
+__all__ = ["decide", "repeat", "without_history"]
+
+_ZERO: Final = timedelta(0)
+_BOUNDS: Final = frozenset({"threat.cap", "threat.floor"})
 
 
 def _recommendation(policy: Policy, assessment: Assessment) -> str:
@@ -26,29 +32,70 @@ def _recommendation(policy: Policy, assessment: Assessment) -> str:
     return ""
 
 
-def _repeat(policy: Policy, assessment: Assessment, history: History | None) -> str | None:
-    if history is None or assessment.assessed_at is None:
+def without_history(policy: Policy, assessment: Assessment) -> int:
+    """The assessment's total without its history points (sightings, host history).
+
+    The threat score is summed again without them (and without its cap or floor), bounded
+    to 0-100, and combined with machine and user as the policy says.
+    """
+    history = 0
+    threat = 0
+    for c in assessment.contributions:
+        if c.dimension is Dimension.THREAT:
+            if c.rule in HISTORY_RULES:
+                history += c.points
+            elif c.rule not in _BOUNDS:
+                threat += c.points
+    if not history:
+        return assessment.total
+    bounded = max(0, min(100, threat))
+    return combine(policy, bounded, assessment.machine, assessment.user)
+
+
+def repeat(policy: Policy, assessment: Assessment, history: History | None) -> str | None:
+    """Why the actions are withheld as a repeat of an earlier incident, or None."""
+    now = assessment.assessed_at
+    if history is None or now is None or not history.incidents:
         return None
+    moment: object = now  # checked: an assessment built by hand may hold anything
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise ScoringError("the assessment's assessed_at needs a UTC offset", rule="decide")
     window = policy.decision.repeat_window
-    for prior in sorted(history.incidents, key=lambda p: p.at, reverse=True):
-        age = assessment.assessed_at - prior.at
-        if timedelta(0) <= age < window and prior.total >= assessment.total:
+    recent = [p for p in history.incidents if _ZERO <= now - p.at < window]
+    if not recent:
+        return None
+    own = without_history(policy, assessment)
+    for prior in sorted(recent, key=lambda p: (p.at, p.id), reverse=True):
+        if prior.total >= own:
+            age = now - prior.at
             ago = format_duration(timedelta(seconds=int(age.total_seconds())))
+            now_text = (
+                f"now {assessment.total}"
+                if own == assessment.total
+                else f"now {assessment.total}, {own} without history points"
+            )
             return (
-                f"repeat of incident {prior.id} on host {prior.host} {ago} ago, which "
-                f"scored {prior.total} (now {assessment.total}): actions withheld"
+                f"repeat of incident {printable(prior.id)} on host {printable(prior.host)} "
+                f"{ago} ago, which scored {prior.total} ({now_text}): actions withheld"
             )
     return None
 
 
 def decide(policy: Policy, assessment: Assessment, history: History | None) -> Decision:
     """See `Policy.decide`."""
-    level = policy.level_for(assessment.total)
-    reason = f"total {assessment.total} reached {level.name} (from {level.min})"
+    total, threat = assessment.total, assessment.threat
+    level = policy.level_for(total, threat)
+    reason = f"total {total} reached {level.name} (from {level.min})"
+    passed = policy.level_for(total)
+    if passed is not level:
+        reason += (
+            f"; {passed.name} (from {passed.min}) also needs threat {passed.min_threat}, "
+            f"and threat is {threat}"
+        )
     actions: tuple[Action, ...] = ()
-    repeat = _repeat(policy, assessment, history)
-    if repeat is not None:
-        reason = f"{reason}; {repeat}"
+    withheld = repeat(policy, assessment, history)
+    if withheld is not None:
+        reason = f"{reason}; {withheld}"
     else:
         rules = policy.decision.actions
         actions = tuple(

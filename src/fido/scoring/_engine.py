@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Final
 
-from fido._assessment import Assessment, Contribution, Dimension
-from fido._errors import ScoringError
+from fido._assessment import Assessment, Contribution, Dimension, make_assessment
+from fido._errors import ScoringError, shorten
 from fido.scoring import _machine, _threat, _user
 from fido.scoring._context import Context, contribution
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
 
     from fido._findings import Finding
     from fido._incident import Incident
@@ -20,15 +21,20 @@ if TYPE_CHECKING:
 
 __all__ = ["assess", "combination", "combine"]
 
+THREAT_RULES: Final = _threat.RULES
 RULES: Final = (
     (Dimension.THREAT, _threat.RULES),
     (Dimension.MACHINE, (_machine.machine,)),
     (Dimension.USER, (_user.user,)),
 )
+"""Every rule, by dimension, in the order they run."""
 
 
 def combine(policy: Policy, threat: int, machine: int, user: int) -> int:
-    """The total of three dimension scores under the policy's combination."""
+    """The total of three dimension scores under the policy's combination.
+
+    A weighted total is rounded with Python's `round` (halves go to the even neighbour).
+    """
     if policy.combine == "sum":
         return min(100, threat + machine + user)
     if policy.combine == "max":
@@ -39,29 +45,27 @@ def combine(policy: Policy, threat: int, machine: int, user: int) -> int:
 
 def combination(policy: Policy) -> str:
     """The policy's combination, in words."""
-    if policy.combine == "sum":
-        return "threat + machine + user, capped at 100"
-    if policy.combine == "max":
-        return "the highest of threat, machine and user"
-    wt, wm, wu = policy.weights
-    return f"{wt:g} x threat + {wm:g} x machine + {wu:g} x user, within 0-100"
+    return policy.compiled.combination
+
+
+_POINTS: Final = attrgetter("points")
+_BOUNDS: Final = {
+    d: (f"{d.value} capped at 100", f"{d.value}.cap", f"{d.value} floored at 0", f"{d.value}.floor")
+    for d in Dimension
+}
 
 
 def _bounded(dimension: Dimension, contributions: list[Contribution]) -> int:
     """Sum one dimension's contributions; add a cap or floor as a contribution of its own."""
-    points = sum(c.points for c in contributions)
-    name = dimension.value
+    points: int = sum(map(_POINTS, contributions))
+    if 0 <= points <= 100:
+        return points
+    capped, cap, floored, floor = _BOUNDS[dimension]
     if points > 100:
-        contributions.append(
-            contribution(dimension, 100 - points, f"{name} capped at 100", "policy", f"{name}.cap")
-        )
+        contributions.append(contribution(dimension, 100 - points, capped, "policy", cap))
         return 100
-    if points < 0:
-        contributions.append(
-            contribution(dimension, -points, f"{name} floored at 0", "policy", f"{name}.floor")
-        )
-        return 0
-    return points
+    contributions.append(contribution(dimension, -points, floored, "policy", floor))
+    return 0
 
 
 def assess(
@@ -91,35 +95,50 @@ def assess(
         The assessment, with the policy's name and version and `assessed_at=now`.
 
     Raises:
-        ScoringError: `now` has no UTC offset, or a rule failed on this input.
+        ScoringError: `now` is not a datetime with a UTC offset, a finding is not a
+            finding, or a rule failed on this input (the error names the rule; nothing
+            else escapes).
     """
-    if now.tzinfo is None:
-        raise ScoringError("now needs a UTC offset", incident_id=incident.id)
-    context = Context(incident, findings, history, policy, now)
-    contributions: list[Contribution] = []
-    scores: list[int] = []
-    rule = None
+    moment: object = now  # checked: callers outside mypy pass anything
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise ScoringError("now is a datetime with a UTC offset", incident_id=_id(incident))
+    rule: object = None
     try:
-        for dimension, rules in RULES:
-            found: list[Contribution] = []
-            for rule in rules:
-                found += rule(context)
-            scores.append(_bounded(dimension, found))
-            contributions += found
-    except (KeyError, ValueError, TypeError) as exc:
+        context = Context(incident, findings, history, policy, now)
+        threat_found: list[Contribution] = []
+        for rule in THREAT_RULES:
+            threat_found += rule(context)
+        threat = _bounded(Dimension.THREAT, threat_found)
+        rule = _machine.machine
+        machine_found = _machine.machine(context)
+        machine = _bounded(Dimension.MACHINE, machine_found)
+        rule = _user.user
+        user_found = _user.user(context)
+        user = _bounded(Dimension.USER, user_found)
+    except ScoringError as exc:
+        raise ScoringError(
+            exc.message, rule=exc.rule or "context", incident_id=_id(incident)
+        ) from exc
+    except Exception as exc:  # the engine raises ScoringError and nothing else
         name = getattr(rule, "__name__", "context")
         raise ScoringError(
-            f"rule {name} failed: {exc}", rule=name, incident_id=incident.id
+            f"rule {name} failed: {type(exc).__name__}: {shorten(str(exc), 200)}",
+            rule=name,
+            incident_id=_id(incident),
         ) from exc
-    threat, machine, user = scores
-    return Assessment(
-        threat=threat,
-        machine=machine,
-        user=user,
-        total=combine(policy, threat, machine, user),
-        contributions=contributions,
-        combination=combination(policy),
-        policy=policy.name,
-        policy_version=policy.version,
-        assessed_at=now,
+    return make_assessment(
+        threat,
+        machine,
+        user,
+        combine(policy, threat, machine, user),
+        (*threat_found, *machine_found, *user_found),
+        policy.compiled.combination,
+        policy.name,
+        policy.version,
+        now,
     )
+
+
+def _id(incident: object) -> str | None:
+    value = getattr(incident, "id", None)
+    return value if isinstance(value, str) else None

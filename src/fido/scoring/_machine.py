@@ -8,22 +8,22 @@ missing, the most missing patches. Each contribution names the source of its fac
 from __future__ import annotations
 
 import ipaddress
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Final
 
 from fido._assessment import Contribution, Dimension
-from fido._findings import Criticality
-from fido.scoring._context import Context, contribution, subject_key
+from fido.scoring._context import Context, contribution, printable
 
 if TYPE_CHECKING:
     from fido._entities import Host
-    from fido._findings import HostContext
-    from fido.scoring._sections import AssetGroup, MachinePolicy
+    from fido._findings import Criticality, HostContext
+    from fido.scoring._compiled import GroupMatcher
+    from fido.scoring._sections import MachinePolicy
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = ["machine"]
 
 MACHINE: Final = Dimension.MACHINE
-_CRITICALITY: Final = {c: (c.value, f"machine.criticality.{c.value}") for c in Criticality}
 
 
 class _Facts:
@@ -50,7 +50,7 @@ class _Facts:
         self.high: tuple[int, str] = (0, "")
         self.groups: dict[str, str] = {}
         for c in contexts:
-            source = c.source
+            source = printable(c.source)
             if c.criticality is not None and (
                 self.criticality is None or c.criticality.rank > self.criticality[0].rank
             ):
@@ -74,8 +74,7 @@ class _Facts:
                 self.groups.setdefault(group.casefold(), source)
 
 
-def _posture(policy: MachinePolicy, facts: _Facts) -> list[Contribution]:
-    result = []
+def _posture(policy: MachinePolicy, facts: _Facts, result: list[Contribution]) -> None:
     if facts.not_installed is not None and policy.av_not_installed:
         result.append(
             contribution(
@@ -110,28 +109,31 @@ def _posture(policy: MachinePolicy, facts: _Facts) -> list[Contribution]:
                     f"machine.posture.{label}_patches",
                 )
             )
-    return result
 
 
-def _group_reason(group: AssetGroup, host: Host, groups: dict[str, str]) -> tuple[str, str] | None:
-    for name in group.groups:
-        if name in groups:
-            return f"in inventory group {name}", groups[name]
-    if host.ip is not None and group.cidrs:
-        address = ipaddress.ip_address(host.ip)
+def _group_reason(
+    group: GroupMatcher, host: Host, address: IPAddress | None, groups: dict[str, str]
+) -> tuple[str, str] | None:
+    if groups:
+        for name in group.groups:
+            if name in groups:
+                return f"in inventory group {name}", groups[name]
+    if address is not None:
         for network in group.cidrs:
             if address.version == network.version and address in network:
                 return f"address in {network}", "policy"
-    for pattern in group.hostnames:
-        for candidate in (host.name, host.fqdn):
-            if candidate is not None and fnmatchcase(candidate, pattern):
-                return f"name matches {pattern}", "policy"
+    for pattern, match in group.patterns:
+        if (host.name is not None and match(host.name)) or (
+            host.fqdn is not None and match(host.fqdn)
+        ):
+            return f"name matches {pattern}", "policy"
     return None
 
 
 def _host(ctx: Context, host: Host) -> list[Contribution]:
     policy = ctx.policy.machine
-    contexts = ctx.host_contexts.get(subject_key(host))
+    compiled = ctx.compiled
+    contexts = ctx.host_findings(host)
     result: list[Contribution] = []
     groups: dict[str, str] = {}
     if not contexts:
@@ -140,7 +142,7 @@ def _host(ctx: Context, host: Host) -> list[Contribution]:
                 contribution(
                     MACHINE,
                     policy.unknown,
-                    f"host {host.key} is not in any inventory",
+                    f"host {printable(host.key)} is not in any inventory",
                     "policy",
                     "machine.unknown",
                 )
@@ -150,10 +152,9 @@ def _host(ctx: Context, host: Host) -> list[Contribution]:
         groups = facts.groups
         if facts.criticality is not None:
             level, source = facts.criticality
-            points = policy.criticality[level]
+            points, reason, rule = compiled.criticality[level]
             if points:
-                name, rule = _CRITICALITY[level]
-                result.append(contribution(MACHINE, points, f"criticality {name}", source, rule))
+                result.append(contribution(MACHINE, points, reason, source, rule))
         if facts.server is not None and policy.server:
             result.append(
                 contribution(MACHINE, policy.server, "a server", facts.server, "machine.server")
@@ -168,28 +169,35 @@ def _host(ctx: Context, host: Host) -> list[Contribution]:
                     "machine.unmanaged",
                 )
             )
-        result.extend(_posture(policy, facts))
-    for group in policy.asset_groups:
-        matched = _group_reason(group, host, groups)
-        if matched is not None and group.points:
-            why, source = matched
-            result.append(
-                contribution(
-                    MACHINE,
-                    group.points,
-                    f"asset group {group.name} ({why})",
-                    source,
-                    f"machine.asset_groups.{group.name}",
+        _posture(policy, facts, result)
+    if compiled.asset_groups:
+        address = (
+            ipaddress.ip_address(host.ip) if compiled.any_cidrs and host.ip is not None else None
+        )
+        for group in compiled.asset_groups:
+            matched = _group_reason(group, host, address, groups)
+            if matched is not None:
+                why, source = matched
+                result.append(
+                    contribution(
+                        MACHINE,
+                        group.points,
+                        f"asset group {group.group.name} ({why})",
+                        source,
+                        group.rule,
+                    )
                 )
-            )
     return result
 
 
 def machine(ctx: Context) -> list[Contribution]:
-    """The machine score of the incident's most exposed host."""
+    """The machine score of the incident's most exposed host (the first, among equals)."""
+    hosts = ctx.hosts
+    if len(hosts) == 1:
+        return _host(ctx, hosts[0])
     best: list[Contribution] = []
     best_points = -1
-    for host in ctx.hosts:
+    for host in hosts:
         contributions = _host(ctx, host)
         points = sum(c.points for c in contributions)
         if points > best_points:

@@ -13,6 +13,7 @@ import attrs
 
 from fido._errors import ConfigurationError
 from fido.scoring import _schema as S  # noqa: N812
+from fido.scoring._compiled import Compiled
 from fido.scoring._decide import decide
 from fido.scoring._sections import (
     DecisionPolicy,
@@ -70,7 +71,16 @@ class Policy:
     user: UserPolicy
     decision: DecisionPolicy
     explicit: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
-    """The settings this policy was built from (what `|` applies when it is an override)."""
+    """The settings this policy changes from the default (what `|` applies).
+
+    They accumulate: `(a | m).explicit` holds a's settings and m's, so that
+    `base | (a | m)` applies both. `Policy.default()` changes nothing.
+    """
+    compiled: Compiled = attrs.field(init=False, eq=False, repr=False, hash=False)
+    """The policy's numbers as lookup tables for the scorer, worked out once (internal)."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "compiled", Compiled(self))
 
     DEFAULT_DATA: ClassVar[Mapping[str, Any]] = S.DEFAULT
 
@@ -93,39 +103,48 @@ class Policy:
             ConfigurationError: A key is unknown, or a value is not what it must be; the
                 error names the key and the value.
         """
-        start = (base or cls.default()).to_dict()
-        merged = S.merge(start, data)
+        start = base or cls.default()
+        merged = S.merge(start.to_dict(), data)
         policy = S.build(cls, merged)
-        return attrs.evolve(policy, explicit=S.copy(data))
+        S.check_actions(data, policy.decision)
+        return attrs.evolve(policy, explicit=S.merge(start.explicit, data))
 
     @classmethod
     def from_toml(cls, source: str | Path, *, base: Policy | None = None) -> Policy:
         """Read a policy from a TOML file or text; what it leaves out keeps `base` (the default).
 
+        Path or text: a `Path` is always a path. A `str` is a path when it holds no
+        newline and either ends in `.toml` or names an existing file; any other `str` is
+        TOML text. So `"strict.toml"` that does not exist is a missing file, not bad TOML.
+
         Args:
-            source: A path (a `Path`, or a `str` that names an existing file ending in
-                `.toml`), or TOML text.
+            source: A path, or TOML text (see above).
             base: The policy the file changes (default: `Policy.default()`).
 
         Raises:
-            ConfigurationError: The file cannot be read, is not TOML, or sets a key that
-                does not exist or a value that does not fit; the error names the file, the
-                key, the value and the line.
+            ConfigurationError: The file cannot be read, is not UTF-8, is not TOML, or sets
+                a key that does not exist or a value that does not fit; the error names
+                the file, the key, the value and the line.
         """
-        path: Path | None = None
-        if isinstance(source, Path) or (
-            source.endswith(".toml") and "\n" not in source and Path(source).is_file()
-        ):
-            path = Path(source)
+        path = _path(source)
+        file = None if path is None else str(path)
+        if path is None:
+            text = str(source)
+        else:
             try:
-                text = path.read_text(encoding="utf-8")
+                raw = path.read_bytes()
             except OSError as exc:
                 raise ConfigurationError(
-                    f"cannot read the policy: {exc.strerror}", file=str(path)
+                    f"cannot read the policy: {exc.strerror or exc}", file=file
                 ) from None
-        else:
-            text = str(source)
-        file = None if path is None else str(path)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigurationError(
+                    f"the policy is not UTF-8 text (byte {exc.start})",
+                    file=file,
+                    line=raw.count(b"\n", 0, exc.start) + 1,
+                ) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -149,9 +168,10 @@ class Policy:
     def __or__(self, other: Policy | Mapping[str, Any]) -> Policy:
         """Apply `other`'s settings to this policy, key by key.
 
-        For a `Policy`, its explicit settings (what its file or dict set) are applied;
-        for a mapping, the mapping. Lists (levels, tiers, asset groups) replace the base's
-        list whole.
+        For a `Policy`, its explicit settings (everything its files and dicts changed from
+        the default, along its whole chain of `|` and `base=`) are applied; for a mapping,
+        the mapping. Lists (levels, tiers, asset groups) replace the base's list whole.
+        `p | Policy.default()` is `p`: the default changes nothing.
         """
         if isinstance(other, Policy):
             return Policy.from_dict(other.explicit, base=self)
@@ -166,31 +186,64 @@ class Policy:
         keys = sorted(set(mine) | set(theirs))
         return tuple((k, mine.get(k), theirs.get(k)) for k in keys if mine.get(k) != theirs.get(k))
 
-    def level_for(self, total: int) -> Level:
-        """The decision level a total reaches."""
+    def level_for(self, total: int, threat: int | None = None) -> Level:
+        """The decision level a total reaches: the highest whose minimums are met.
+
+        Args:
+            total: The total score.
+            threat: The threat score, checked against each level's `min_threat`; None
+                leaves those minimums out (the level by total alone).
+        """
         reached = self.decision.levels[0]
         for level in self.decision.levels:
-            if total >= level.min:
+            if total >= level.min and (threat is None or threat >= level.min_threat):
                 reached = level
         return reached
 
     def decide(self, assessment: Assessment, *, history: History | None = None) -> Decision:
         """Turn an assessment into a decision: a level, actions, and a recommendation.
 
+        The level is the highest whose `min` the total reaches and whose `min_threat` the
+        threat score reaches.
+
         Repeat suppression: when an earlier incident on the same host lies within
-        `decision.repeat_window` of the assessment and scored at least as high, the
-        decision keeps its level but withholds its actions (it is the same activity, and
-        it was handled); a higher score acts again.
+        `decision.repeat_window` of the assessment (its age is at least 0 and less than
+        the window) and scored at least as high, the decision keeps its level but
+        withholds its actions (it is the same activity, and it was handled); a higher
+        score acts again. The comparison leaves out the new assessment's history points
+        (`threat.sightings`, `threat.host_history`): the earlier incident is itself the
+        history that gives them, so counting them would make every repeat "rise".
 
         Args:
             assessment: The assessment to decide on (its `assessed_at` is "now").
             history: The earlier incidents on the incident's hosts.
+
+        Raises:
+            ScoringError: The assessment's `assessed_at` has no UTC offset.
         """
         return decide(self, assessment, history)
 
 
+def _path(source: object) -> Path | None:
+    """The path `source` names, or None when it is TOML text (see `Policy.from_toml`)."""
+    if isinstance(source, Path):
+        return source
+    if not isinstance(source, str):
+        raise ConfigurationError(
+            f"a policy is read from a path or from TOML text, not {type(source).__name__}"
+        )
+    if "\n" in source or "\r" in source:
+        return None
+    if source.endswith(".toml"):
+        return Path(source)
+    try:
+        return Path(source) if Path(source).is_file() else None
+    except (OSError, ValueError):  # not a possible path (too long, a NUL): text
+        return None
+
+
 def _default() -> Policy:
-    return attrs.evolve(S.build(Policy, S.DEFAULT), explicit=S.copy(S.DEFAULT))
+    return S.build(Policy, S.DEFAULT)
 
 
 _DEFAULT: Final = _default()

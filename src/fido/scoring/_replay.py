@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from fido._assessment import Assessment, Decision
+from fido.scoring._decide import repeat
 from fido.scoring._engine import assess
 from fido.scoring._history import History, PriorIncident
+from fido.scoring._toml import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -32,7 +34,9 @@ class Change:
         after: The assessment under the new policy.
         before_decision: The stored decision.
         after_decision: The decision under the new policy.
-        reasons: What made the difference: each rule whose points changed, as text.
+        reasons: What made the difference, as text: each rule whose points changed, the
+            total, the level (and the threshold that placed it), actions withheld or
+            released by repeat suppression, and approval changes per action.
     """
 
     incident_id: str
@@ -44,11 +48,10 @@ class Change:
 
     @property
     def changed(self) -> bool:
-        """Whether the decision changed: another level, or other actions."""
-        return (
-            self.before_decision.level != self.after_decision.level
-            or self.before_decision.action_names != self.after_decision.action_names
-        )
+        """Whether the decision changed: another level, other actions, or other approvals."""
+        return self.before_decision.level != self.after_decision.level or _actions(
+            self.before_decision
+        ) != _actions(self.after_decision)
 
     def __str__(self) -> str:
         before, after = self.before_decision, self.after_decision
@@ -99,6 +102,10 @@ class Comparison:
         return "\n".join(lines)
 
 
+def _actions(decision: Decision) -> tuple[tuple[str, bool, timedelta | None], ...]:
+    return tuple((a.name, a.requires_approval, a.approval_timeout) for a in decision.actions)
+
+
 def _points_by_rule(assessment: Assessment) -> dict[str, int]:
     points: dict[str, int] = {}
     for c in assessment.contributions:
@@ -106,7 +113,34 @@ def _points_by_rule(assessment: Assessment) -> dict[str, int]:
     return points
 
 
-def _reasons(before: Assessment, after: Assessment) -> tuple[str, ...]:
+def _timeout(value: timedelta | None) -> str:
+    return "none" if value is None else format_duration(value)
+
+
+def _approvals(before: Decision, after: Decision) -> list[str]:
+    old = {a.name: a for a in before.actions}
+    reasons = []
+    for action in after.actions:
+        was = old.get(action.name)
+        if was is None:
+            continue
+        if was.requires_approval != action.requires_approval:
+            now = "requires approval" if action.requires_approval else "no longer requires approval"
+            reasons.append(f"{action.name}: {now}")
+        elif action.requires_approval and was.approval_timeout != action.approval_timeout:
+            reasons.append(
+                f"{action.name}: approval timeout {_timeout(was.approval_timeout)} -> "
+                f"{_timeout(action.approval_timeout)}"
+            )
+    return reasons
+
+
+def _reasons(
+    policy: Policy,
+    change: tuple[Assessment, Assessment, Decision, Decision],
+    withheld: str | None,
+) -> tuple[str, ...]:
+    before, after, before_decision, after_decision = change
     old, new = _points_by_rule(before), _points_by_rule(after)
     reasons = [
         f"{rule}: {old.get(rule, 0):+d} -> {new.get(rule, 0):+d}"
@@ -115,6 +149,24 @@ def _reasons(before: Assessment, after: Assessment) -> tuple[str, ...]:
     ]
     if before.total != after.total:
         reasons.append(f"total: {before.total} -> {after.total}")
+    if before_decision.level != after_decision.level:
+        level = policy.level_for(after.total, after.threat)
+        why = f"from {level.min}"
+        if level.min_threat:
+            why += f", threat from {level.min_threat}"
+        passed = policy.level_for(after.total)
+        if passed is not level:
+            why += f"; {passed.name} also needs threat {passed.min_threat}"
+        reasons.append(f"level: {before_decision.level or '-'} -> {level.name} ({why})")
+    was_withheld = "actions withheld" in before_decision.reason
+    if withheld is not None and not was_withheld:
+        reasons.append(withheld)
+    elif withheld is None and was_withheld:
+        reasons.append("no longer a repeat within the window: actions not withheld")
+    reasons.extend(_approvals(before_decision, after_decision))
+    if not reasons and _actions(before_decision) != _actions(after_decision):
+        names = ", ".join(after_decision.action_names) or "none"
+        reasons.append(f"actions: {names} under this policy's level {after_decision.level}")
     return tuple(reasons)
 
 
@@ -160,6 +212,7 @@ def replay(
             )
         after = assess(incident, incident.findings, past, policy, now)
         decision = policy.decide(after, history=past)
+        pair = (incident.assessment, after, incident.decision, decision)
         changes.append(
             Change(
                 incident_id=incident.id,
@@ -167,7 +220,7 @@ def replay(
                 after=after,
                 before_decision=incident.decision,
                 after_decision=decision,
-                reasons=_reasons(incident.assessment, after),
+                reasons=_reasons(policy, pair, repeat(policy, after, past)),
             )
         )
         seen.update(set(incident.observables))

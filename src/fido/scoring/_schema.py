@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from fido.scoring._policy import Policy
 
-__all__ = ["DEFAULT", "build", "copy", "flatten", "merge", "unbuild"]
+__all__ = ["DEFAULT", "build", "check_actions", "copy", "flatten", "merge", "unbuild"]
 
 T = TypeVar("T")
 
@@ -120,7 +120,7 @@ DEFAULT: Final[Mapping[str, Any]] = {
                 "svp",
                 "evp",
                 "director",
-                "executive",
+                "executive assistant",
                 "general counsel",
                 "treasurer",
                 "controller",
@@ -142,11 +142,16 @@ DEFAULT: Final[Mapping[str, Any]] = {
             {"name": "log", "min": 10, "actions": []},
             {"name": "notify", "min": 30, "actions": ["notify"]},
             {"name": "ticket", "min": 60, "actions": ["notify", "ticket"]},
-            {"name": "contain", "min": 85, "actions": ["notify", "ticket", "contain"]},
+            {
+                "name": "contain",
+                "min": 85,
+                "min_threat": 40,
+                "actions": ["notify", "ticket", "contain"],
+            },
         ],
         "actions": {"contain": {"requires_approval": True, "approval_timeout": "4h"}},
         "recommendations": [
-            {"text": "re-image", "min_total": 85},
+            {"text": "re-image", "min_total": 85, "min_threat": 40},
             {
                 "text": "scan, patch and release",
                 "min_total": 30,
@@ -266,8 +271,10 @@ class _Table:
         if default is not None and name not in self.data:
             return default
         value = self.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and name == "version":
+        if isinstance(value, int) and not isinstance(value, bool) and name == "version":
             return str(value)
+        if isinstance(value, float) and name == "version":
+            raise self.fail(name, f'expected a string (write "{value}" in quotes)')
         if not isinstance(value, str) or not value.strip():
             raise self.fail(name, "expected a non-empty string")
         return value.strip()
@@ -339,20 +346,37 @@ def _threat(table: _Table) -> ThreatPolicy:
                 key=f"{table.key('reliability')}.{better.value}",
             )
     categories = table.table("categories")
+    folded: dict[str, int] = {}
+    for name in categories.data:
+        if name.lower() in folded:
+            raise ConfigurationError(
+                f"category {name!r} is listed twice (names ignore case)",
+                key=categories.key(name),
+            )
+        folded[name.lower()] = categories.int(name)
     corroboration = table.table("corroboration")
     corroboration.only("decay", "detectors")
-    host_history = []
+    host_history: list[AgeTier] = []
     for item in table.tables("host_history"):
         item.only("after", "points")
-        host_history.append(AgeTier(item.duration("after"), item.int("points")))
+        age = AgeTier(item.duration("after"), item.int("points"))
+        if any(t.after == age.after for t in host_history):
+            raise item.fail("after", "each tier needs its own value")
+        host_history.append(age)
+    sightings: list[Tier] = []
+    for item in table.tables("sightings"):
+        tier = _tier(item)
+        if any(t.min == tier.min for t in sightings):
+            raise item.fail("min", "each tier needs its own value")
+        sightings.append(tier)
     return ThreatPolicy(
         severity=table.enum_map("severity", Severity, _Table.int),
-        categories={name.lower(): categories.int(name) for name in categories.data},
+        categories=folded,
         verdicts=verdicts,
         reliability=reliability,
         decay=corroboration.number("decay", 0.0, 1.0),
         detectors=corroboration.int("detectors"),
-        sightings=tuple(sorted((_tier(t) for t in table.tables("sightings")), key=lambda t: t.min)),
+        sightings=tuple(sorted(sightings, key=lambda t: t.min)),
         host_history=tuple(sorted(host_history, key=lambda t: t.after)),
     )
 
@@ -440,24 +464,47 @@ def _user(table: _Table) -> UserPolicy:
 
 def _decision(table: _Table) -> DecisionPolicy:
     table.only("repeat_window", "levels", "actions", "recommendations")
-    levels = []
+    levels: list[tuple[Level, _Table]] = []
     for item in table.tables("levels"):
-        item.only("name", "min", "actions")
-        levels.append(Level(item.string("name"), item.int("min", 0, 100), item.strings("actions")))
+        item.only("name", "min", "min_threat", "actions")
+        names = item.strings("actions")
+        if len(set(names)) < len(names):
+            raise ConfigurationError("each action is listed once", key=item.key("actions"))
+        level = Level(
+            item.string("name"),
+            item.int("min", 0, 100),
+            names,
+            item.int("min_threat", 0, 100) if "min_threat" in item.data else 0,
+        )
+        levels.append((level, item))
     if not levels:
         raise ConfigurationError("at least one level is required", key=table.key("levels"))
-    levels.sort(key=lambda level: level.min)
-    if levels[0].min != 0:
+    levels.sort(key=lambda pair: pair[0].min)
+    lowest, where = levels[0]
+    if lowest.min != 0:
         raise ConfigurationError(
-            "the lowest level must start at 0, so that every total has one", key=table.key("levels")
+            f"the lowest level must start at 0, so that every total has one (not {lowest.min})",
+            key=where.key("min"),
         )
-    for first, second in itertools.pairwise(levels):
-        if first.min == second.min or first.name == second.name:
+    if lowest.min_threat != 0:
+        raise ConfigurationError(
+            "the lowest level cannot need a threat score, so that every total has one",
+            key=where.key("min_threat"),
+        )
+    for (first, _), (second, item) in itertools.pairwise(levels):
+        if first.min == second.min:
             raise ConfigurationError(
-                f"levels {first.name!r} and {second.name!r} clash (each needs its own name "
-                f"and its own min)",
-                key=table.key("levels"),
+                f"levels {first.name!r} and {second.name!r} clash: each needs its own min",
+                key=item.key("min"),
             )
+    named: set[str] = set()
+    for level, item in levels:
+        if level.name in named:
+            raise ConfigurationError(
+                f"two levels are called {level.name!r}: each needs its own name",
+                key=item.key("name"),
+            )
+        named.add(level.name)
     actions = {}
     action_table = table.table("actions")
     for name in action_table.data:
@@ -477,11 +524,34 @@ def _decision(table: _Table) -> DecisionPolicy:
             )
         )
     return DecisionPolicy(
-        levels=tuple(levels),
+        levels=tuple(level for level, _ in levels),
         actions=actions,
         recommendations=tuple(recommendations),
         repeat_window=table.duration("repeat_window"),
     )
+
+
+def check_actions(data: Mapping[str, Any], decision: DecisionPolicy) -> None:
+    """Refuse an action rule that `data` sets for an action no level uses (a typo).
+
+    Only the rules `data` itself sets are checked: a base's rule for a level an override
+    removed is left alone.
+
+    Raises:
+        ConfigurationError: Naming the action's key.
+    """
+    table = data.get("decision")
+    actions = table.get("actions") if isinstance(table, Mapping) else None
+    if not isinstance(actions, Mapping):
+        return
+    used = {name for level in decision.levels for name in level.actions}
+    for name in actions:
+        if name not in used:
+            listed = ", ".join(sorted(used)) or "none"
+            raise ConfigurationError(
+                f"no level uses the action {name!r} (the levels use: {listed})",
+                key=f"decision.actions.{name}",
+            )
 
 
 def build(cls: type[Policy], data: Mapping[str, Any]) -> Policy:
@@ -590,7 +660,13 @@ def unbuild(policy: Policy) -> dict[str, Any]:
         "decision": {
             "repeat_window": format_duration(d.repeat_window),
             "levels": [
-                {"name": x.name, "min": x.min, "actions": list(x.actions)} for x in d.levels
+                {
+                    "name": x.name,
+                    "min": x.min,
+                    "min_threat": x.min_threat,
+                    "actions": list(x.actions),
+                }
+                for x in d.levels
             ],
             "actions": {
                 name: {

@@ -48,7 +48,14 @@ class AgeTier:
 
 @attrs.frozen
 class WordList:
-    """`points` when a text contains one of `words` as whole words, ignoring case."""
+    """`points` when a text contains one of `words` as whole words, ignoring case.
+
+    A word or phrase matches only as whole words: `vp` matches "Senior VP, Sales" but not
+    "VPN Engineer", and `vice president` matches "Vice President of Sales". A word matches
+    wherever it stands in the text, so list phrases for words that are ambiguous alone
+    (the default titles list `executive assistant`, not `executive`, which would also
+    match "Account Executive").
+    """
 
     points: int
     words: tuple[str, ...]
@@ -107,11 +114,22 @@ class Watch:
 
 @attrs.frozen
 class Level:
-    """A decision level: reached at `min` total points, with its actions in order."""
+    """A decision level: reached at `min` total points, with its actions in order.
+
+    Args:
+        name: The level's name (`"ticket"`).
+        min: The lowest total that reaches it.
+        actions: Its actions, in order.
+        min_threat: The lowest threat score it also needs: a level whose `min_threat` the
+            threat does not reach is passed over for the highest level below it whose
+            minimums are met (by default `contain` needs threat 40, so that a critical,
+            exposed machine alone never leads to containment).
+    """
 
     name: str
     min: int
     actions: tuple[str, ...] = ()
+    min_threat: int = 0
 
 
 @attrs.frozen
@@ -131,7 +149,7 @@ class Recommendation:
         min_total: The lowest total it applies to.
         min_threat: The lowest threat score it applies to.
         rules: If given, a contribution's rule must start with one of these
-            (`machine.patches` matches `machine.patches.critical`).
+            (`machine.posture` matches `machine.posture.critical_patches`).
     """
 
     text: str

@@ -3,111 +3,142 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Final
+from operator import attrgetter
+from typing import Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
-from fido._severity import Severity
-from fido.scoring._context import VERDICT_NAMES, Context, apportion, contribution
+from fido.scoring._context import Context, apportion, canonical, contribution, printable
 from fido.scoring._toml import format_duration
-
-if TYPE_CHECKING:
-    from fido._observable import Observable
 
 __all__ = ["RULES"]
 
 THREAT: Final = Dimension.THREAT
-_SEVERITY: Final = {s: (s.value, f"threat.severity.{s.value}") for s in Severity}
-_VERDICT_RULES: Final = {v: f"threat.verdicts.{v.value}" for v in Verdict}
-_LETTERS: Final = {r: r.value for r in Reliability}
+_ZERO: Final = timedelta(0)
+_MINUTE: Final = timedelta(minutes=1)
+_KEY: Final = attrgetter("key")
 
 
 def severity(ctx: Context) -> list[Contribution]:
-    """The highest severity among the events, as the detector reported it."""
-    events = ctx.incident.events
-    if not events:
+    """The highest severity among the events (the first such event's), as reported."""
+    top = ctx.top
+    if top is None:
         return []
-    top = max(events, key=lambda e: e.severity.rank)
-    points = ctx.policy.threat.severity[top.severity]
+    _, points, reason, rule = ctx.compiled.severity[top.severity]
     if not points:
         return []
-    name, rule = _SEVERITY[top.severity]
-    return [contribution(THREAT, points, f"severity {name}", top.detector, rule)]
+    detector = top.detector
+    if not detector.isprintable():
+        detector = printable(detector)
+    return [contribution(THREAT, points, reason, detector, rule)]
 
 
 def category(ctx: Context) -> list[Contribution]:
-    """The category worth the most points, once."""
-    table = ctx.policy.threat.categories
-    best: tuple[int, str, str] | None = None
-    for event in ctx.incident.events:
-        if event.category is not None and event.category in table:
-            points = table[event.category]
-            if best is None or points > best[0]:
-                best = (points, event.category, event.detector)
+    """The category worth the most points, once (the first event's, among equals)."""
+    best = ctx.category
     if best is None or not best[0]:
         return []
-    points, name, detector = best
-    return [contribution(THREAT, points, f"category {name}", detector, f"threat.categories.{name}")]
+    points, reason, rule, detector = best
+    if not detector.isprintable():
+        detector = printable(detector)
+    return [contribution(THREAT, points, reason, detector, rule)]
 
 
-def _reason(ctx: Context, key: str, finding: Reputation, rank: int, factor: float) -> str:
-    details = f"reliability {_LETTERS[finding.reliability]}"
+Weights = dict[tuple[Verdict, Reliability], tuple[float, int, str, str]]
+
+
+def _reason(ctx: Context, key: str, finding: Reputation, said: str, rank: int, alike: int) -> str:
+    details = said
     if finding.detections is not None and finding.total is not None:
         details += f", {finding.detections}/{finding.total}"
     elif finding.score is not None:
         details += f", score {finding.score}"
-    if finding.label:
-        details += f", {finding.label}"
-    reason = (
-        f"{finding.source}: {ctx.describe(key, finding.subject)} is "
-        f"{VERDICT_NAMES[finding.verdict]} ({details})"
-    )
+    label = finding.label
+    if label:
+        details += f", {label if label.isprintable() else printable(label)}"
+    if alike > 1:
+        details += f", the strongest of its {alike} findings on it"
+    described = ctx.described.get(key)
+    if described is None:
+        described = ctx.describe(key, finding.subject)
+    source = finding.source
+    if not source.isprintable():
+        source = printable(source)
     if rank:
-        reason += f", corroborating (x{factor:g})"
-    return reason
+        return f"{source}: {described} {details}), corroborating (x{ctx.compiled.decay_of(rank):g})"
+    return f"{source}: {described} {details})"
+
+
+def _source(finding: Reputation) -> str:
+    source = finding.source
+    return source if source.isprintable() else printable(source)
+
+
+def _strongest(findings: list[Reputation], weights: Weights) -> list[tuple[float, Reputation, int]]:
+    """Per source, its strongest finding: a source does not corroborate itself.
+
+    Returns `(weighted points, finding, how many findings the source gave)`, strongest
+    first, sources in name order among equals.
+    """
+    best: dict[str, tuple[float, Reputation, int]] = {}
+    for finding in canonical(findings):
+        points = weights[finding.verdict, finding.reliability][0]
+        seen = best.get(finding.source)
+        if seen is None:
+            best[finding.source] = (points, finding, 1)
+        elif points > seen[0]:
+            best[finding.source] = (points, finding, seen[2] + 1)
+        else:
+            best[finding.source] = (seen[0], seen[1], seen[2] + 1)
+    return sorted(best.values(), key=_strength)
+
+
+def _strength(item: tuple[float, Reputation, int]) -> tuple[float, str]:
+    return (-item[0], item[1].source)
 
 
 def reputation(ctx: Context) -> list[Contribution]:
-    """Every reputation, weighted by verdict and reliability.
+    """Every source's verdict on each subject, weighted by verdict and reliability.
 
-    Per subject the strongest finding counts in full and each further one for
-    `decay ** n` of its points: agreement raises the score, with diminishing returns.
+    Per subject each source counts once, with its strongest finding. The strongest
+    source counts in full and each further one for `decay ** n` of its points:
+    agreement raises the score, with diminishing returns. Subjects come in key order.
     """
-    policy = ctx.policy.threat
-    verdicts, weights = policy.verdicts, policy.reliability
+    table = ctx.reputations
+    if not table:
+        return []
+    compiled = ctx.compiled
+    weights = compiled.reputation
     result: list[Contribution] = []
-    for key, findings in ctx.reputations.items():
+    for key in sorted(table) if len(table) > 1 else table:
+        findings = table[key]
         if len(findings) == 1:
             finding = findings[0]
-            points = round(verdicts[finding.verdict] * weights[finding.reliability])
+            _, points, said, rule = weights[finding.verdict, finding.reliability]
             if points:
                 result.append(
                     contribution(
                         THREAT,
                         points,
-                        _reason(ctx, key, finding, 0, 1.0),
-                        finding.source,
-                        _VERDICT_RULES[finding.verdict],
+                        _reason(ctx, key, finding, said, 0, 1),
+                        _source(finding),
+                        rule,
                     )
                 )
             continue
-        weighted = sorted(
-            ((verdicts[f.verdict] * weights[f.reliability], f) for f in findings),
-            key=lambda pair: (-pair[0], pair[1].source),
-        )
-        factors = [policy.decay**rank for rank in range(len(weighted))]
-        shares = apportion([v * factor for (v, _), factor in zip(weighted, factors, strict=True)])
-        for rank, ((_, finding), factor, share) in enumerate(
-            zip(weighted, factors, shares, strict=True)
-        ):
+        weighted = _strongest(findings, weights)
+        decay = compiled.decay_of
+        shares = apportion([points * decay(rank) for rank, (points, _, _) in enumerate(weighted)])
+        for rank, ((_, finding, alike), share) in enumerate(zip(weighted, shares, strict=True)):
             if share:
+                _, _, said, rule = weights[finding.verdict, finding.reliability]
                 result.append(
                     contribution(
                         THREAT,
                         share,
-                        _reason(ctx, key, finding, rank, factor),
-                        finding.source,
-                        _VERDICT_RULES[finding.verdict],
+                        _reason(ctx, key, finding, said, rank, alike),
+                        _source(finding),
+                        rule,
                     )
                 )
     return result
@@ -115,30 +146,49 @@ def reputation(ctx: Context) -> list[Contribution]:
 
 def detectors(ctx: Context) -> list[Contribution]:
     """The same observable or host reported by several independent detectors."""
-    events = ctx.incident.events
-    if len({e.detector for e in events}) < 2:
+    events = ctx.events
+    if len(events) < 2:
         return []
-    seen: dict[object, set[str]] = {}
+    # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
+    reported: dict[str, set[str]] = {}
     for event in events:
-        for observable in event.observables:
-            seen.setdefault(observable, set()).add(event.detector)
+        items = reported.get(event.detector)
+        if items is None:
+            items = reported[event.detector] = set()
+        items.update(map(_KEY, event.observables))
         if event.host is not None:
-            for key in event.host.keys:
-                seen.setdefault(("host", key), set()).add(event.detector)
-    most = max((len(s) for s in seen.values()), default=0)
-    if most < 2:
+            items.update(event.host.keys)
+    if len(reported) < 2:
         return []
-    names = min(sorted(s) for s in seen.values() if len(s) == most)
-    policy = ctx.policy.threat
-    points = round(sum(policy.detectors * policy.decay**k for k in range(len(names) - 1)))
+    if len(reported) == 2:
+        first, second = sorted(reported)
+        if reported[first].isdisjoint(reported[second]):
+            return []
+        chosen, most = [first, second], 2
+    else:
+        seen: dict[str, list[str]] = {}
+        for name in sorted(reported):
+            for item in reported[name]:
+                names = seen.get(item)
+                if names is None:
+                    seen[item] = [name]
+                else:
+                    names.append(name)
+        most = max(map(len, seen.values()), default=0)
+        if most < 2:
+            return []
+        chosen = min(names for names in seen.values() if len(names) == most)
+    points = ctx.compiled.detectors_for(most)
     if not points:
         return []
-    listed = ", ".join(names)
+    listed = ", ".join(chosen)
+    if not listed.isprintable():
+        listed = printable(listed)
     return [
         contribution(
             THREAT,
             points,
-            f"reported by {len(names)} independent detectors ({listed})",
+            f"reported by {most} independent detectors ({listed})",
             "correlation",
             "threat.corroboration.detectors",
         )
@@ -146,28 +196,28 @@ def detectors(ctx: Context) -> list[Contribution]:
 
 
 def sightings(ctx: Context) -> list[Contribution]:
-    """An observable seen in earlier incidents (the most-seen one, once)."""
-    tiers = ctx.policy.threat.sightings
-    known = ctx.history.sightings
-    if not tiers or not known:
+    """An observable seen in earlier incidents (the most-seen one, the first among equals)."""
+    tiers = ctx.compiled.sightings
+    counts = ctx.history.counts
+    if not tiers or not counts:
         return []
-    best: tuple[int, Observable] | None = None
-    for observable in ctx.observables:
-        count = known.get(observable, 0)
-        if count and (best is None or count > best[0]):
-            best = (count, observable)
-    if best is None:
+    best_count = 0
+    best_key = ""
+    for key in ctx.observables:
+        count = counts.get(key, 0)
+        if count > best_count:
+            best_count, best_key = count, key
+    if not best_count:
         return []
-    count, observable = best
-    reached = [t for t in tiers if count >= t.min]
-    if not reached or not reached[-1].points:
+    points = next((p for least, p in tiers if best_count >= least), 0)
+    if not points:
         return []
-    times = "once" if count == 1 else f"{count} times"
+    times = "once" if best_count == 1 else f"{best_count} times"
     return [
         contribution(
             THREAT,
-            reached[-1].points,
-            f"{ctx.describe(observable.key, observable)} seen before ({times})",
+            points,
+            f"{ctx.describe(best_key, ctx.observables[best_key])} seen before ({times})",
             "history",
             "threat.sightings",
         )
@@ -176,24 +226,30 @@ def sightings(ctx: Context) -> list[Contribution]:
 
 def host_history(ctx: Context) -> list[Contribution]:
     """An earlier incident on the same host, some hours ago: the intruder came back."""
-    tiers = ctx.policy.threat.host_history
-    best: tuple[int, str, str, timedelta] | None = None
+    tiers = ctx.compiled.host_history
+    if not tiers:
+        return []
+    now, own = ctx.now, ctx.incident.id
+    best: tuple[int, timedelta, str, str] | None = None
     for prior in ctx.history.incidents:
-        age = ctx.now - prior.at
-        if age < timedelta(0) or prior.id == ctx.incident.id:
+        age = now - prior.at
+        if age < _ZERO or prior.id == own:
             continue
-        reached = [t for t in tiers if age >= t.after]
-        if reached and (best is None or reached[-1].points > best[0]):
-            best = (reached[-1].points, prior.id, prior.host, age)
+        for after, points in tiers:
+            if age >= after:
+                if best is None or points > best[0]:
+                    best = (points, age, prior.id, prior.host)
+                break
     if best is None or not best[0]:
         return []
-    points, prior_id, host, age = best
-    ago = format_duration(timedelta(minutes=int(age.total_seconds()) // 60))
+    points, age, prior_id, host = best
+    ago = format_duration(timedelta(minutes=age // _MINUTE))
+    text = f"host {host} had incident {prior_id} {ago} ago"
     return [
         contribution(
             THREAT,
             points,
-            f"host {host} had incident {prior_id} {ago} ago",
+            text if text.isprintable() else printable(text),
             "history",
             "threat.host_history",
         )

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from fido._assessment import Contribution, Dimension
-from fido.scoring._context import Context, contribution, subject_key
+from fido.scoring._context import Context, canonical, contribution, printable
 
 if TYPE_CHECKING:
     from fido._entities import User
@@ -22,6 +22,8 @@ _ESCAPE: Final = re.compile(r"\\(.)")
 
 def group_name(text: str) -> str:
     """A group's name, case-folded: `CN=Domain Admins,CN=Users,DC=corp` -> `domain admins`."""
+    if "=" not in text:
+        return text.strip().casefold()
     match = _CN.match(text)
     if match is None:
         return text.strip().casefold()
@@ -34,12 +36,20 @@ def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution
             name = group_name(group)
             if name in policy.privileged_groups:
                 return contribution(
-                    USER, policy.privileged, f"member of {name}", context.source, "user.privileged"
+                    USER,
+                    policy.privileged,
+                    f"member of {name}",
+                    printable(context.source),
+                    "user.privileged",
                 )
     for context in contexts:
         if context.privileged:
             return contribution(
-                USER, policy.privileged, "privileged account", context.source, "user.privileged"
+                USER,
+                policy.privileged,
+                "privileged account",
+                printable(context.source),
+                "user.privileged",
             )
     return None
 
@@ -58,7 +68,7 @@ def _watched(
                 USER,
                 words.points,
                 f"{label} {text!r} is watched ({word.lower()})",
-                context.source,
+                printable(context.source),
                 rule,
             )
     return None
@@ -68,11 +78,11 @@ def _states(policy: UserPolicy, contexts: list[UserContext]) -> list[Contributio
     disabled = locked = service = None
     for c in contexts:
         if c.enabled is False and disabled is None:
-            disabled = c.source
+            disabled = printable(c.source)
         if c.locked and locked is None:
-            locked = c.source
+            locked = printable(c.source)
         if c.service_account and service is None:
-            service = c.source
+            service = printable(c.source)
     result = []
     for points, source, reason, rule in (
         (policy.disabled, disabled, "account is disabled, yet active", "user.disabled"),
@@ -86,7 +96,7 @@ def _states(policy: UserPolicy, contexts: list[UserContext]) -> list[Contributio
 
 def _user(ctx: Context, account: User) -> list[Contribution]:
     policy = ctx.policy.user
-    contexts = ctx.user_contexts.get(subject_key(account), [])
+    contexts = canonical(ctx.user_contexts.get(account.key, []))
     result: list[Contribution] = []
     if contexts:
         found = (
@@ -111,7 +121,10 @@ def _user(ctx: Context, account: User) -> list[Contribution]:
 
 
 def user(ctx: Context) -> list[Contribution]:
-    """The user score of the incident's most exposed account."""
+    """The user score of the incident's most exposed account (the first, among equals)."""
+    users = ctx.users
+    if len(users) == 1:
+        return _user(ctx, users[0])
     best: list[Contribution] = []
     best_points = -1
     for account in ctx.users:

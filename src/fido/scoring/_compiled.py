@@ -1,0 +1,130 @@
+"""The policy's numbers in the form the scorer reads fastest, worked out once per policy.
+
+A `Policy` is immutable, so everything the rules would otherwise recompute on every
+assessment (weighted verdict points, the decay of corroboration, rule names and reason
+texts, compiled host name patterns, tiers in the order they are tried) is computed here
+when the policy is built, and kept on it. This is data derived from the policy alone:
+nothing here depends on an incident, so the scorer stays a pure function.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import translate
+from typing import TYPE_CHECKING, Final
+
+from fido._findings import Criticality, Reliability, Verdict
+from fido._severity import Severity
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from fido.scoring._policy import Policy
+    from fido.scoring._sections import AssetGroup
+
+__all__ = ["HISTORY_RULES", "Compiled", "GroupMatcher"]
+
+HISTORY_RULES: Final = frozenset({"threat.sightings", "threat.host_history"})
+"""The rules whose points come from history rather than from the incident itself."""
+
+_PRECOMPUTED: Final = 16
+
+
+class GroupMatcher:
+    """One asset group, ready to match: folded group names, networks, compiled globs."""
+
+    __slots__ = ("cidrs", "group", "groups", "patterns", "points", "rule")
+
+    def __init__(self, group: AssetGroup) -> None:
+        self.group = group
+        self.points = group.points
+        self.rule = f"machine.asset_groups.{group.name}"
+        self.groups = group.groups
+        self.cidrs = group.cidrs
+        self.patterns = tuple((p, re.compile(translate(p)).match) for p in group.hostnames)
+
+
+class Compiled:
+    """Lookup tables derived from one policy (see the module's docstring)."""
+
+    __slots__ = (
+        "any_cidrs",
+        "asset_groups",
+        "categories",
+        "combination",
+        "criticality",
+        "decay",
+        "detector_points",
+        "detectors",
+        "host_history",
+        "reputation",
+        "severity",
+        "sightings",
+    )
+
+    def __init__(self, policy: Policy) -> None:
+        threat, machine = policy.threat, policy.machine
+        self.severity: dict[Severity, tuple[int, int, str, str]] = {
+            s: (s.rank, threat.severity[s], f"severity {s.value}", f"threat.severity.{s.value}")
+            for s in Severity
+        }
+        self.categories: dict[str, tuple[int, str, str]] = {
+            name: (points, f"category {name}", f"threat.categories.{name}")
+            for name, points in threat.categories.items()
+        }
+        self.reputation: dict[tuple[Verdict, Reliability], tuple[float, int, str, str]] = {
+            (v, r): (
+                threat.verdicts[v] * threat.reliability[r],
+                round(threat.verdicts[v] * threat.reliability[r]),
+                f"is {v.value} (reliability {r.value}",
+                f"threat.verdicts.{v.value}",
+            )
+            for v in Verdict
+            for r in Reliability
+        }
+        """Per verdict and reliability: weighted points, rounded, reason text, rule."""
+        self.detectors = threat.detectors
+        self.decay: tuple[float, ...] = tuple(threat.decay**n for n in range(_PRECOMPUTED))
+        self.detector_points: tuple[int, ...] = tuple(
+            _detector_points(threat.detectors, threat.decay, n) for n in range(_PRECOMPUTED)
+        )
+        self.sightings: tuple[tuple[int, int], ...] = tuple(
+            sorted(((t.min, t.points) for t in threat.sightings), reverse=True)
+        )
+        self.host_history: tuple[tuple[timedelta, int], ...] = tuple(
+            sorted(((t.after, t.points) for t in threat.host_history), reverse=True)
+        )
+        self.criticality: dict[Criticality, tuple[int, str, str]] = {
+            c: (
+                machine.criticality[c],
+                f"criticality {c.value}",
+                f"machine.criticality.{c.value}",
+            )
+            for c in Criticality
+        }
+        self.asset_groups = tuple(GroupMatcher(g) for g in machine.asset_groups if g.points)
+        self.any_cidrs = any(g.cidrs for g in self.asset_groups)
+        self.combination = _combination(policy)
+
+    def decay_of(self, rank: int) -> float:
+        """`decay ** rank`."""
+        return self.decay[rank] if rank < _PRECOMPUTED else self.decay[1] ** rank
+
+    def detectors_for(self, count: int) -> int:
+        """The corroboration points for `count` independent detectors."""
+        if count < _PRECOMPUTED:
+            return self.detector_points[count]
+        return _detector_points(self.detectors, self.decay[1], count)
+
+
+def _detector_points(points: int, decay: float, count: int) -> int:
+    return round(sum(points * decay**k for k in range(count - 1)))
+
+
+def _combination(policy: Policy) -> str:
+    if policy.combine == "sum":
+        return "threat + machine + user, capped at 100"
+    if policy.combine == "max":
+        return "the highest of threat, machine and user"
+    wt, wm, wu = policy.weights
+    return f"{wt:g} x threat + {wm:g} x machine + {wu:g} x user, within 0-100"
