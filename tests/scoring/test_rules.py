@@ -203,6 +203,28 @@ def test_host_history_takes_the_best_tier() -> None:
     assert c.reason == "host ws-042 had incident b 2d ago"
 
 
+@pytest.mark.parametrize(
+    ("age", "ago"),
+    [
+        (timedelta(0), "0s"),
+        (timedelta(seconds=59), "0s"),  # whole minutes only
+        (timedelta(minutes=45), "45m"),
+        (timedelta(hours=14), "14h"),
+        (timedelta(hours=4, minutes=5, seconds=30), "4h5m"),
+        (timedelta(days=2, hours=3), "2d3h"),
+        (timedelta(days=1, minutes=1), "1d1m"),
+        (timedelta(days=3, hours=1, minutes=7), "3d1h7m"),
+    ],
+)
+def test_host_history_says_how_long_ago(age: timedelta, ago: str) -> None:
+    """The age is written in whole minutes, the way policy durations are written."""
+    policy = POLICY | {"threat": {"host_history": [{"after": "0s", "points": 5}]}}
+    history = History(incidents=[PriorIncident(id="old", host="ws-042", at=NOW - age, total=40)])
+    assessment = assess(incident(), [], history, policy, NOW)
+    [c] = [c for c in assessment.contributions if c.rule == "threat.host_history"]
+    assert c.reason == f"host ws-042 had incident old {ago} ago"
+
+
 # -- machine ------------------------------------------------------------------------------
 
 
@@ -333,6 +355,27 @@ def test_user_facts(facts: dict[str, Any], expected: dict[str, int]) -> None:
     assessment = assess(inc, inc.findings, History.EMPTY, POLICY, NOW)
     got = {c.rule: c.points for c in assessment.contributions_to(Dimension.USER)}
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("group", "name"),
+    [
+        ("Domain Admins", "domain admins"),
+        ("  DOMAIN ADMINS ", "domain admins"),
+        ("CN=Domain Admins,CN=Users,DC=corp,DC=example", "domain admins"),
+        (" cn=Domain Admins ,OU=Groups", "domain admins"),
+        ("cN=Domain Admins", "domain admins"),
+        (r"CN=Domain Admins\, Tier 0,OU=Groups", "domain admins, tier 0"),
+        (r"CN=Tier\=0 Admins,OU=Groups", "tier=0 admins"),
+        ("OU=Domain Admins,DC=corp", "ou=domain admins,dc=corp"),
+    ],
+)
+def test_group_names_by_name_or_by_the_cn_of_a_dn(group: str, name: str) -> None:
+    """A group is matched by its name or its DN's first CN (escapes undone), ignoring case."""
+    policy = POLICY | {"user": {"watch": [{"name": "w", "points": 5, "groups": [name]}]}}
+    inc = incident(findings=[user_context(groups=(group,))])
+    got = {c.rule for c in assess(inc, inc.findings, History.EMPTY, policy, NOW).contributions}
+    assert "user.watch.w" in got
 
 
 def test_watch_lists() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from operator import attrgetter
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
 from fido.scoring._context import Context, apportion, canonical, contribution, printable
-from fido.scoring._toml import format_duration
+
+if TYPE_CHECKING:
+    from fido._entities import Host
 
 __all__ = ["RULES"]
 
@@ -47,7 +49,9 @@ def category(ctx: Context) -> list[Contribution]:
 Weights = dict[tuple[Verdict, Reliability], tuple[float, int, str, str]]
 
 
-def _reason(ctx: Context, key: str, finding: Reputation, said: str, rank: int, alike: int) -> str:
+def _reason(
+    ctx: Context, key: str, finding: Reputation, source: str, said: str, rank: int, alike: int
+) -> str:
     details = said
     if finding.detections is not None and finding.total is not None:
         details += f", {finding.detections}/{finding.total}"
@@ -61,17 +65,9 @@ def _reason(ctx: Context, key: str, finding: Reputation, said: str, rank: int, a
     described = ctx.described.get(key)
     if described is None:
         described = ctx.describe(key, finding.subject)
-    source = finding.source
-    if not source.isprintable():
-        source = printable(source)
     if rank:
         return f"{source}: {described} {details}), corroborating (x{ctx.compiled.decay_of(rank):g})"
     return f"{source}: {described} {details})"
-
-
-def _source(finding: Reputation) -> str:
-    source = finding.source
-    return source if source.isprintable() else printable(source)
 
 
 def _strongest(findings: list[Reputation], weights: Weights) -> list[tuple[float, Reputation, int]]:
@@ -116,15 +112,11 @@ def reputation(ctx: Context) -> list[Contribution]:
             finding = findings[0]
             _, points, said, rule = weights[finding.verdict, finding.reliability]
             if points:
-                result.append(
-                    contribution(
-                        THREAT,
-                        points,
-                        _reason(ctx, key, finding, said, 0, 1),
-                        _source(finding),
-                        rule,
-                    )
-                )
+                source = finding.source
+                if not source.isprintable():
+                    source = printable(source)
+                reason = _reason(ctx, key, finding, source, said, 0, 1)
+                result.append(contribution(THREAT, points, reason, source, rule))
             continue
         weighted = _strongest(findings, weights)
         decay = compiled.decay_of
@@ -132,15 +124,11 @@ def reputation(ctx: Context) -> list[Contribution]:
         for rank, ((_, finding, alike), share) in enumerate(zip(weighted, shares, strict=True)):
             if share:
                 _, _, said, rule = weights[finding.verdict, finding.reliability]
-                result.append(
-                    contribution(
-                        THREAT,
-                        share,
-                        _reason(ctx, key, finding, said, rank, alike),
-                        _source(finding),
-                        rule,
-                    )
-                )
+                source = finding.source
+                if not source.isprintable():
+                    source = printable(source)
+                reason = _reason(ctx, key, finding, source, said, rank, alike)
+                result.append(contribution(THREAT, share, reason, source, rule))
     return result
 
 
@@ -151,13 +139,17 @@ def detectors(ctx: Context) -> list[Contribution]:
         return []
     # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
     reported: dict[str, set[str]] = {}
+    host: Host | None = None
+    keys: tuple[str, ...] = ()
     for event in events:
         items = reported.get(event.detector)
         if items is None:
             items = reported[event.detector] = set()
         items.update(map(_KEY, event.observables))
         if event.host is not None:
-            items.update(event.host.keys)
+            if event.host is not host:  # events usually share one Host object
+                host, keys = event.host, event.host.keys
+            items.update(keys)
     if len(reported) < 2:
         return []
     if len(reported) == 2:
@@ -243,8 +235,7 @@ def host_history(ctx: Context) -> list[Contribution]:
     if best is None or not best[0]:
         return []
     points, age, prior_id, host = best
-    ago = format_duration(timedelta(minutes=age // _MINUTE))
-    text = f"host {host} had incident {prior_id} {ago} ago"
+    text = f"host {host} had incident {prior_id} {_ago(age // _MINUTE)} ago"
     return [
         contribution(
             THREAT,
@@ -254,6 +245,19 @@ def host_history(ctx: Context) -> list[Contribution]:
             "threat.host_history",
         )
     ]
+
+
+def _ago(minutes: int) -> str:
+    """Whole minutes as `format_duration` writes them (`2d3h`, `14h`, `45m`, `0s`)."""
+    if not minutes:
+        return "0s"
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    return (
+        (f"{days}d" if days else "")
+        + (f"{hours}h" if hours else "")
+        + (f"{minutes}m" if minutes else "")
+    )
 
 
 RULES: Final = (severity, category, reputation, detectors, sightings, host_history)

@@ -22,8 +22,11 @@ _ESCAPE: Final = re.compile(r"\\(.)")
 
 def group_name(text: str) -> str:
     """A group's name, case-folded: `CN=Domain Admins,CN=Users,DC=corp` -> `domain admins`."""
-    if "=" not in text:
+    name = text.lstrip()
+    if name[:3].casefold() != "cn=":
         return text.strip().casefold()
+    if "\\" not in name:  # no escaped commas: the CN ends at the first comma
+        return name[3:].partition(",")[0].strip().casefold()
     match = _CN.match(text)
     if match is None:
         return text.strip().casefold()
