@@ -228,3 +228,21 @@ def test_user_context() -> None:
 def test_findings_round_trip(finding: Reputation | HostContext | UserContext) -> None:
     data = json.loads(json.dumps(_serde.dump(finding)))
     assert _serde.load(type(finding), data) == finding
+
+
+def test_details_are_read_only_and_kept_by_evolve() -> None:
+    stats: dict[str, Any] = {"malicious": 3}
+    details: dict[str, Any] = {"stats": stats, "names": ["a.exe"]}
+    finding = Reputation(source="vt", verdict=Verdict.MALICIOUS, details=details)
+    stats["malicious"] = 0  # the caller's dict is copied
+    assert finding.details == {"stats": {"malicious": 3}, "names": ["a.exe"]}
+    kept: Any = finding.details
+    with pytest.raises(TypeError):
+        kept["stats"]["malicious"] = 0
+    with pytest.raises(TypeError):
+        kept["names"].append("b.exe")
+    cached = attrs.evolve(finding, from_cache=True)
+    assert cached.details is finding.details  # checked once, not again on every cache hit
+    data = json.loads(json.dumps(_serde.dump(finding)))
+    assert data["details"] == finding.details
+    assert _serde.load(Reputation, data) == finding

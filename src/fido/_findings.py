@@ -201,8 +201,12 @@ def _subject(instance: object, attribute: attrs.Attribute[Any], value: object) -
 
 
 def _json(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if isinstance(value, _serde.FrozenDict):  # checked and frozen already (attrs.evolve)
+        return value
     try:
-        result: dict[str, Any] = _serde.check_json({} if value is None else value, "details")
+        result: dict[str, Any] = _serde.check_json(
+            {} if value is None else value, "details", freeze=True
+        )
     except _serde.LoadError as exc:
         raise InvalidRecord(exc.message, field=exc.path) from None
     return result
