@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,10 +82,6 @@ def _contributions(values: Iterable[Contribution]) -> tuple[Contribution, ...]:
     return tuple(values)
 
 
-_new = object.__new__
-_set = object.__setattr__
-
-
 def _escape(char: str) -> str:
     return repr(char)[1:-1]
 
@@ -101,51 +97,6 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else _escape(c) for c in text)
-
-
-def make_contribution(
-    dimension: Dimension, points: int, reason: str, source: str, rule: str
-) -> Contribution:
-    """Build a `Contribution` without checking its fields (the scorer's fast path).
-
-    Only for callers whose values are already of the right types: the scoring engine
-    builds many contributions per assessment, and the checks would double its cost.
-    """
-    made = _new(Contribution)
-    _set(made, "dimension", dimension)
-    _set(made, "points", points)
-    _set(made, "reason", reason)
-    _set(made, "source", source)
-    _set(made, "rule", rule)
-    return made
-
-
-def make_assessment(
-    threat: int,
-    machine: int,
-    user: int,
-    total: int,
-    contributions: tuple[Contribution, ...],
-    combination: str,
-    policy: str,
-    policy_version: str,
-    assessed_at: datetime,
-) -> Assessment:
-    """Build an `Assessment` without checking its fields (the scorer's fast path).
-
-    Only for the scoring engine, whose scores are bounded by construction.
-    """
-    made = _new(Assessment)
-    _set(made, "threat", threat)
-    _set(made, "machine", machine)
-    _set(made, "user", user)
-    _set(made, "total", total)
-    _set(made, "contributions", contributions)
-    _set(made, "combination", combination)
-    _set(made, "policy", policy)
-    _set(made, "policy_version", policy_version)
-    _set(made, "assessed_at", assessed_at)
-    return made
 
 
 @attrs.frozen(kw_only=True)
@@ -251,6 +202,80 @@ class Assessment:
             InvalidRecord: A field is missing, unknown or malformed.
         """
         return _serde.load_record(cls, data)
+
+
+_new = object.__new__
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
+    """The setters of a frozen slotted attrs class's fields, in field order.
+
+    A slot's own descriptor sets it directly, past the class's frozen `__setattr__`: the
+    same store `object.__setattr__` makes, without its look-up by name on every call.
+    """
+    return tuple(cls.__dict__[field.name].__set__ for field in attrs.fields(cls))
+
+
+_DIMENSION, _POINTS, _REASON, _SOURCE, _RULE = _slot_setters(Contribution)
+
+
+def make_contribution(
+    dimension: Dimension, points: int, reason: str, source: str, rule: str
+) -> Contribution:
+    """Build a `Contribution` without checking its fields (the scorer's fast path).
+
+    Only for callers whose values are already of the right types: the scoring engine
+    builds many contributions per assessment, and the checks would double its cost. The
+    result is an ordinary `Contribution`, equal to `Contribution(dimension=..., ...)`.
+    """
+    made = _new(Contribution)
+    _DIMENSION(made, dimension)
+    _POINTS(made, points)
+    _REASON(made, reason)
+    _SOURCE(made, source)
+    _RULE(made, rule)
+    return made
+
+
+(
+    _THREAT,
+    _MACHINE,
+    _USER,
+    _TOTAL,
+    _CONTRIBUTIONS,
+    _COMBINATION,
+    _POLICY,
+    _POLICY_VERSION,
+    _ASSESSED_AT,
+) = _slot_setters(Assessment)
+
+
+def make_assessment(
+    threat: int,
+    machine: int,
+    user: int,
+    total: int,
+    contributions: tuple[Contribution, ...],
+    combination: str,
+    policy: str,
+    policy_version: str,
+    assessed_at: datetime,
+) -> Assessment:
+    """Build an `Assessment` without checking its fields (the scorer's fast path).
+
+    Only for the scoring engine, whose scores are bounded by construction.
+    """
+    made = _new(Assessment)
+    _THREAT(made, threat)
+    _MACHINE(made, machine)
+    _USER(made, user)
+    _TOTAL(made, total)
+    _CONTRIBUTIONS(made, contributions)
+    _COMBINATION(made, combination)
+    _POLICY(made, policy)
+    _POLICY_VERSION(made, policy_version)
+    _ASSESSED_AT(made, assessed_at)
+    return made
 
 
 @attrs.frozen(kw_only=True)

@@ -58,6 +58,9 @@ def subject_key(subject: Subject | None) -> str:
 
 
 def _describe(subject: Subject | None) -> str:
+    if type(subject) is Observable:
+        text = subject.defanged()
+        return text if text.isprintable() else printable(text)
     if subject is None:
         return "an unnamed subject"
     if isinstance(subject, Observable):
@@ -73,7 +76,7 @@ def apportion(values: list[float]) -> list[int]:
     Largest remainders get the extra points; ties go to the earlier value. `round` is
     Python's: halves go to the even neighbour.
     """
-    floors = [math.floor(v) for v in values]
+    floors = list(map(math.floor, values))
     missing = round(sum(values)) - sum(floors)
     if missing:
         order = sorted(range(len(values)), key=lambda i: (floors[i] - values[i], i))
@@ -131,7 +134,9 @@ class Context:
         observables: The incident's observables by key (`Observable.key`), in first-seen
             order.
         hosts: The incident's hosts (`Incident.hosts`).
-        users: The incident's users, one per account key (the first seen).
+        last_host: The last host the events name (usually the only one), if any.
+        host_keys: Its keys (`Host.keys`), worked out once.
+        users: The incident's users by account key (`User.key`), the first seen of each.
         reputations: Reputation findings by subject key (each subject's own order).
         host_contexts: HostContext findings under every key of their host.
         user_contexts: UserContext findings by account key.
@@ -145,8 +150,10 @@ class Context:
         "events",
         "history",
         "host_contexts",
+        "host_keys",
         "hosts",
         "incident",
+        "last_host",
         "now",
         "observables",
         "policy",
@@ -178,6 +185,7 @@ class Context:
         category: tuple[int, str, str, str] | None = None
         observables: dict[str, Observable] = {}
         users: dict[str, User] = {}
+        account: User | None = None  # the last account seen: events usually share one
         host: Host | None = None
         one_host = True  # every event on the same Host object (or on none): the usual case
         for event in events:
@@ -193,20 +201,24 @@ class Context:
                 key = observable.key  # strings hash in C; an Observable's hash is Python
                 if key not in observables:
                     observables[key] = observable
-            account = event.user
-            if account is not None and account.key not in users:
-                users[account.key] = account
+            if event.user is not None and event.user is not account:
+                account = event.user
+                key = account.key
+                if key not in users:
+                    users[key] = account
             if event.host is not None and event.host is not host:
                 one_host = host is None
                 host = event.host
         self.top = top
         self.category = category
         self.observables = observables
+        self.users = users
         if one_host:
             self.hosts: tuple[Host, ...] = () if host is None else (host,)
         else:
             self.hosts = incident.hosts
-        self.users: tuple[User, ...] = tuple(users.values())
+        self.last_host = host
+        keys = self.host_keys = () if host is None else host.keys
         reputations: dict[str, list[Reputation]] = {}
         host_contexts: dict[str, list[HostContext]] = {}
         user_contexts: dict[str, list[UserContext]] = {}
@@ -216,10 +228,10 @@ class Context:
                 kind = _kind(finding)
             subject = finding.subject
             if kind == _REPUTATION:
-                if subject is None:  # each source's unnamed verdicts stand alone
-                    key = f"?{finding.source}"
-                elif type(subject) is Observable:
+                if type(subject) is Observable:
                     key = subject.key
+                elif subject is None:  # each source's unnamed verdicts stand alone
+                    key = f"?{finding.source}"
                 else:
                     key = subject_key(subject)
                 group = reputations.get(key)
@@ -229,10 +241,19 @@ class Context:
                     group.append(finding)  # type: ignore[arg-type]
             elif kind == _HOST:
                 if isinstance(subject, Host):
-                    for key in subject.keys:
-                        host_contexts.setdefault(key, []).append(finding)  # type: ignore[arg-type]
+                    for key in keys if subject is host else subject.keys:
+                        on_host = host_contexts.get(key)
+                        if on_host is None:
+                            host_contexts[key] = [finding]  # type: ignore[list-item]
+                        else:
+                            on_host.append(finding)  # type: ignore[arg-type]
             elif isinstance(subject, User):
-                user_contexts.setdefault(subject.key, []).append(finding)  # type: ignore[arg-type]
+                key = subject.key
+                on_user = user_contexts.get(key)
+                if on_user is None:
+                    user_contexts[key] = [finding]  # type: ignore[list-item]
+                else:
+                    on_user.append(finding)  # type: ignore[arg-type]
         self.reputations = reputations
         self.host_contexts = host_contexts
         self.user_contexts = user_contexts
@@ -245,12 +266,16 @@ class Context:
             text = self.described[key] = _describe(subject)
         return text
 
+    def keys_of(self, host: Host) -> tuple[str, ...]:
+        """`host.keys`, worked out once for the incident's usual single Host object."""
+        return self.host_keys if host is self.last_host else host.keys
+
     def host_findings(self, host: Host) -> list[HostContext]:
         """The HostContext findings on any of the host's keys, in canonical order."""
         table = self.host_contexts
         if not table:
             return []
-        keys = host.keys
+        keys = self.keys_of(host)
         if len(keys) == 1:
             return canonical(table.get(keys[0], []))
         found: dict[int, HostContext] = {}

@@ -50,11 +50,14 @@ class _Facts:
         self.high: tuple[int, str] = (0, "")
         self.groups: dict[str, str] = {}
         for c in contexts:
-            source = printable(c.source)
-            if c.criticality is not None and (
-                self.criticality is None or c.criticality.rank > self.criticality[0].rank
+            source = c.source
+            if not source.isprintable():
+                source = printable(source)
+            level = c.criticality
+            if level is not None and (
+                self.criticality is None or level.rank > self.criticality[0].rank
             ):
-                self.criticality = (c.criticality, source)
+                self.criticality = (level, source)
             if c.is_server and self.server is None:
                 self.server = source
             if c.managed is False and self.unmanaged is None:
@@ -95,20 +98,18 @@ def _posture(policy: MachinePolicy, facts: _Facts, result: list[Contribution]) -
                 "machine.posture.av_not_running",
             )
         )
-    for tier, (count, source), label in (
-        (policy.critical_patches, facts.critical, "critical"),
-        (policy.high_patches, facts.high, "high"),
-    ):
-        if count >= tier.min and tier.points:
-            result.append(
-                contribution(
-                    MACHINE,
-                    tier.points,
-                    f"{count} missing {label} patches (>= {tier.min})",
-                    source,
-                    f"machine.posture.{label}_patches",
-                )
-            )
+    tier = policy.critical_patches
+    count, source = facts.critical
+    if count >= tier.min and tier.points:
+        reason = f"{count} missing critical patches (>= {tier.min})"
+        rule = "machine.posture.critical_patches"
+        result.append(contribution(MACHINE, tier.points, reason, source, rule))
+    tier = policy.high_patches
+    count, source = facts.high
+    if count >= tier.min and tier.points:
+        reason = f"{count} missing high patches (>= {tier.min})"
+        rule = "machine.posture.high_patches"
+        result.append(contribution(MACHINE, tier.points, reason, source, rule))
 
 
 def _group_reason(

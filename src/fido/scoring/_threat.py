@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from operator import attrgetter
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
 from fido.scoring._context import Context, apportion, canonical, contribution, printable
-
-if TYPE_CHECKING:
-    from fido._entities import Host
 
 __all__ = ["RULES"]
 
@@ -49,48 +46,47 @@ def category(ctx: Context) -> list[Contribution]:
 Weights = dict[tuple[Verdict, Reliability], tuple[float, int, str, str]]
 
 
-def _reason(
-    ctx: Context, key: str, finding: Reputation, source: str, said: str, rank: int, alike: int
-) -> str:
-    details = said
-    if finding.detections is not None and finding.total is not None:
-        details += f", {finding.detections}/{finding.total}"
-    elif finding.score is not None:
-        details += f", score {finding.score}"
-    label = finding.label
-    if label:
-        details += f", {label if label.isprintable() else printable(label)}"
-    if alike > 1:
-        details += f", the strongest of its {alike} findings on it"
+def _reason(ctx: Context, key: str, finding: Reputation, source: str, said: str, alike: int) -> str:
+    """`source: subject is verdict (reliability X, details)`, without the decay."""
     described = ctx.described.get(key)
     if described is None:
         described = ctx.describe(key, finding.subject)
-    if rank:
-        return f"{source}: {described} {details}), corroborating (x{ctx.compiled.decay_of(rank):g})"
+    details = said
+    if finding.detections is not None and finding.total is not None:
+        details = f"{said}, {finding.detections}/{finding.total}"
+    elif finding.score is not None:
+        details = f"{said}, score {finding.score}"
+    label = finding.label
+    if label:
+        details = f"{details}, {label if label.isprintable() else printable(label)}"
+    if alike > 1:
+        details = f"{details}, the strongest of its {alike} findings on it"
     return f"{source}: {described} {details})"
 
 
-def _strongest(findings: list[Reputation], weights: Weights) -> list[tuple[float, Reputation, int]]:
+def _strongest(
+    findings: list[Reputation], weights: Weights
+) -> list[tuple[float, str, Reputation, int]]:
     """Per source, its strongest finding: a source does not corroborate itself.
 
-    Returns `(weighted points, finding, how many findings the source gave)`, strongest
-    first, sources in name order among equals.
+    Returns `(-weighted points, source, finding, how many findings the source gave)`,
+    strongest first, sources in name order among equals. When one source gave two
+    equally strong findings, the one first in canonical order (by content) counts, so
+    that the arrival order does not matter.
     """
-    best: dict[str, tuple[float, Reputation, int]] = {}
-    for finding in canonical(findings):
+    best: dict[str, list[Any]] = {}
+    for finding in findings:
         points = weights[finding.verdict, finding.reliability][0]
         seen = best.get(finding.source)
         if seen is None:
-            best[finding.source] = (points, finding, 1)
-        elif points > seen[0]:
-            best[finding.source] = (points, finding, seen[2] + 1)
-        else:
-            best[finding.source] = (seen[0], seen[1], seen[2] + 1)
-    return sorted(best.values(), key=_strength)
-
-
-def _strength(item: tuple[float, Reputation, int]) -> tuple[float, str]:
-    return (-item[0], item[1].source)
+            best[finding.source] = [points, finding, 1]
+            continue
+        seen[2] += 1
+        if points > seen[0] or (points == seen[0] and canonical([seen[1], finding])[0] is finding):
+            seen[0], seen[1] = points, finding
+    return sorted(
+        (-points, source, finding, alike) for source, (points, finding, alike) in best.items()
+    )
 
 
 def reputation(ctx: Context) -> list[Contribution]:
@@ -115,19 +111,21 @@ def reputation(ctx: Context) -> list[Contribution]:
                 source = finding.source
                 if not source.isprintable():
                     source = printable(source)
-                reason = _reason(ctx, key, finding, source, said, 0, 1)
+                reason = _reason(ctx, key, finding, source, said, 1)
                 result.append(contribution(THREAT, points, reason, source, rule))
             continue
-        weighted = _strongest(findings, weights)
+        ranked = _strongest(findings, weights)
         decay = compiled.decay_of
-        shares = apportion([points * decay(rank) for rank, (points, _, _) in enumerate(weighted)])
-        for rank, ((_, finding, alike), share) in enumerate(zip(weighted, shares, strict=True)):
+        shares = apportion([-weight * decay(rank) for rank, (weight, *_) in enumerate(ranked)])
+        for rank, ((_, _, finding, alike), share) in enumerate(zip(ranked, shares, strict=True)):
             if share:
                 _, _, said, rule = weights[finding.verdict, finding.reliability]
                 source = finding.source
                 if not source.isprintable():
                     source = printable(source)
-                reason = _reason(ctx, key, finding, source, said, rank, alike)
+                reason = _reason(ctx, key, finding, source, said, alike)
+                if rank:
+                    reason = f"{reason}, corroborating (x{decay(rank):g})"
                 result.append(contribution(THREAT, share, reason, source, rule))
     return result
 
@@ -139,8 +137,7 @@ def detectors(ctx: Context) -> list[Contribution]:
         return []
     # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
     reported: dict[str, set[str]] = {}
-    host: Host | None = None
-    keys: tuple[str, ...] = ()
+    host, keys = ctx.last_host, ctx.host_keys
     for event in events:
         items = reported.get(event.detector)
         if items is None:
@@ -201,7 +198,11 @@ def sightings(ctx: Context) -> list[Contribution]:
             best_count, best_key = count, key
     if not best_count:
         return []
-    points = next((p for least, p in tiers if best_count >= least), 0)
+    points = 0
+    for least, tier_points in tiers:  # the highest tier first
+        if best_count >= least:
+            points = tier_points
+            break
     if not points:
         return []
     times = "once" if best_count == 1 else f"{best_count} times"

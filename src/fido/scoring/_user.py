@@ -34,10 +34,11 @@ def group_name(text: str) -> str:
 
 
 def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution | None:
+    groups = policy.privileged_groups
     for context in contexts:
         for group in context.groups:
             name = group_name(group)
-            if name in policy.privileged_groups:
+            if name in groups:
                 return contribution(
                     USER,
                     policy.privileged,
@@ -60,59 +61,71 @@ def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution
 def _watched(
     words: WordList, contexts: list[UserContext], *, title: bool, rule: str
 ) -> Contribution | None:
-    if not words.points:
+    pattern = words.pattern
+    if pattern is None or not words.points:
         return None
-    label = "title" if title else "department"
     for context in contexts:
         text = context.title if title else context.department
-        word = words.search(text)
-        if word is not None:
+        match = None if text is None else pattern.search(text)
+        if match is not None:
+            label = "title" if title else "department"
             return contribution(
                 USER,
                 words.points,
-                f"{label} {text!r} is watched ({word.lower()})",
+                f"{label} {text!r} is watched ({match.group(0).lower()})",
                 printable(context.source),
                 rule,
             )
     return None
 
 
-def _states(policy: UserPolicy, contexts: list[UserContext]) -> list[Contribution]:
+def _states(policy: UserPolicy, contexts: list[UserContext], result: list[Contribution]) -> None:
     disabled = locked = service = None
     for c in contexts:
         if c.enabled is False and disabled is None:
-            disabled = printable(c.source)
+            disabled = c.source
         if c.locked and locked is None:
-            locked = printable(c.source)
+            locked = c.source
         if c.service_account and service is None:
-            service = printable(c.source)
-    result = []
-    for points, source, reason, rule in (
-        (policy.disabled, disabled, "account is disabled, yet active", "user.disabled"),
-        (policy.locked, locked, "account is locked out", "user.locked"),
-        (policy.service_account, service, "a service account", "user.service_account"),
-    ):
-        if source is not None and points:
-            result.append(contribution(USER, points, reason, source, rule))
-    return result
-
-
-def _user(ctx: Context, account: User) -> list[Contribution]:
-    policy = ctx.policy.user
-    contexts = canonical(ctx.user_contexts.get(account.key, []))
-    result: list[Contribution] = []
-    if contexts:
-        found = (
-            _privileged(policy, contexts) if policy.privileged else None,
-            _watched(policy.titles, contexts, title=True, rule="user.titles"),
-            _watched(policy.departments, contexts, title=False, rule="user.departments"),
+            service = c.source
+    if disabled is not None and policy.disabled:
+        reason = "account is disabled, yet active"
+        result.append(
+            contribution(USER, policy.disabled, reason, printable(disabled), "user.disabled")
         )
-        result.extend(c for c in found if c is not None)
-        result.extend(_states(policy, contexts))
+    if locked is not None and policy.locked:
+        reason = "account is locked out"
+        result.append(contribution(USER, policy.locked, reason, printable(locked), "user.locked"))
+    if service is not None and policy.service_account:
+        points, rule = policy.service_account, "user.service_account"
+        result.append(contribution(USER, points, "a service account", printable(service), rule))
+
+
+def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
+    policy = ctx.policy.user
+    contexts = ctx.user_contexts.get(key)
+    result: list[Contribution] = []
+    if contexts is not None:
+        if len(contexts) > 1:
+            contexts = canonical(contexts)
+        if policy.privileged:
+            found = _privileged(policy, contexts)
+            if found is not None:
+                result.append(found)
+        found = _watched(policy.titles, contexts, title=True, rule="user.titles")
+        if found is not None:
+            result.append(found)
+        found = _watched(policy.departments, contexts, title=False, rule="user.departments")
+        if found is not None:
+            result.append(found)
+        _states(policy, contexts, result)
     if policy.watch:
         names = {n for n in (account.name, account.upn, account.email) if n}
-        names.update(c.email.casefold() for c in contexts if c.email)
-        groups = {group_name(g) for c in contexts for g in c.groups}
+        groups: set[str] = set()
+        for c in contexts or ():
+            if c.email:
+                names.add(c.email.casefold())
+            groups.update(map(group_name, c.groups))
         result.extend(
             contribution(
                 USER, w.points, f"on watch list {w.name}", "policy", f"user.watch.{w.name}"
@@ -127,11 +140,12 @@ def user(ctx: Context) -> list[Contribution]:
     """The user score of the incident's most exposed account (the first, among equals)."""
     users = ctx.users
     if len(users) == 1:
-        return _user(ctx, users[0])
+        [(key, account)] = users.items()
+        return _user(ctx, key, account)
     best: list[Contribution] = []
     best_points = -1
-    for account in ctx.users:
-        contributions = _user(ctx, account)
+    for key, account in users.items():
+        contributions = _user(ctx, key, account)
         points = sum(c.points for c in contributions)
         if points > best_points:
             best, best_points = contributions, points
