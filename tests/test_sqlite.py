@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+US = timedelta(microseconds=1)
 SHA = "44d88612fea8a8f36de82e1278abb02f" * 2
 OTHER = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 
@@ -88,7 +90,7 @@ def test_repr_version_and_close(path: Path) -> None:
     store = SQLiteStore(path, timeout=1.0)
     assert repr(store) == f"SQLiteStore({str(path)!r})"
     assert store.path == str(path)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     store.close()
     store.close()
     with pytest.raises(fido.FidoError, match="closed"):
@@ -499,6 +501,7 @@ def test_migration_from_version_2(path: Path, tmp_path: Path) -> None:
         store.save_incident(allowlisted)
         store.add_event(ev("q-3"))
     with raw(path) as db:  # back to version 2, as fido 0.2 left it
+        back_to_version_3(db)
         db.execute("ALTER TABLE events DROP COLUMN claimed_by")
         db.execute("ALTER TABLE events DROP COLUMN claimed_until")
         db.execute("UPDATE incident_hosts SET open = 0")
@@ -517,6 +520,170 @@ def test_migration_from_version_2(path: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.sqlite3"
     SQLiteStore(fresh).close()
     assert structure(path) == structure(fresh)
+
+
+def back_to_version_3(db: sqlite3.Connection) -> None:
+    """Undo migration 3 to 4: the look-ups back in the incident's `data`."""
+    parts: dict[str, dict[str, list[Any]]] = {}
+    for incident_id, part, data in db.execute(
+        "SELECT incident_id, part, data FROM incident_lookups ORDER BY incident_id, part, position"
+    ):
+        parts.setdefault(incident_id, {}).setdefault(part, []).extend(json.loads(data))
+    for incident_id, data in db.execute("SELECT id, data FROM incidents").fetchall():
+        parsed = json.loads(data)
+        for part in ("findings", "failures", "empty_lookups"):
+            parsed[part] = parts.get(incident_id, {}).get(part, [])
+        db.execute("UPDATE incidents SET data = ? WHERE id = ?", (json.dumps(parsed), incident_id))
+    db.execute("DROP TABLE incident_lookups")
+    for column in ("finding_count", "failure_count", "empty_count", "links_seen"):
+        db.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+    db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+
+
+def looked_up(incident: fido.Incident, *names: str) -> fido.Incident:
+    """The incident with a finding, a failure and an empty look-up per name."""
+    subject = fido.Observable.parse(SHA)
+    return attrs.evolve(
+        incident,
+        findings=(
+            *incident.findings,
+            *(
+                fido.Reputation(source=n, verdict=fido.Verdict.MALICIOUS, subject=subject)
+                for n in names
+            ),
+        ),
+        failures=(
+            *incident.failures,
+            *(
+                fido.EnrichmentFailure(
+                    enricher=n,
+                    subject=subject,
+                    kind=fido.FailureKind.TIMEOUT,
+                    message="slow",
+                    at=NOW,
+                )
+                for n in names
+            ),
+        ),
+        empty_lookups=(
+            *incident.empty_lookups,
+            *(fido.EmptyLookup(enricher=n, subject=subject, at=NOW) for n in names),
+        ),
+    )
+
+
+def test_migration_from_version_3(path: Path, tmp_path: Path) -> None:
+    """Version 3 kept the findings, failures and empty look-ups in the incident's `data`."""
+    old = looked_up(inc("inc-v3", ev("l-1"), audit=audit("record")), "feed", "cmdb")
+    bare = inc("inc-bare", ev("l-2", host=fido.Host(name="ws-007")))
+    with SQLiteStore(path) as store:
+        store.save_incident(old)
+        store.save_incident(bare)
+    with raw(path) as db:
+        back_to_version_3(db)
+        assert (
+            "findings" in db.execute("SELECT data FROM incidents WHERE id = 'inc-v3'").fetchone()[0]
+        )
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_incident("inc-v3") == old
+        assert store.get_incident("inc-bare") == bare
+        assert store.find_open_incident(hosts=["ws-007"], observables=[], start=NOW, end=NOW) == (
+            "inc-bare"
+        )
+        grown = looked_up(old, "intel")
+        store.save_incident(grown)
+    with SQLiteStore(path) as other:
+        assert other.get_incident("inc-v3") == grown
+    with raw(path) as db:
+        data = db.execute("SELECT data FROM incidents WHERE id = 'inc-v3'").fetchone()[0]
+        assert "findings" not in json.loads(data)
+        rows = db.execute(
+            "SELECT part, position FROM incident_lookups WHERE incident_id = 'inc-v3'"
+            " ORDER BY part, position"
+        ).fetchall()
+    assert rows == [
+        ("empty_lookups", 0),
+        ("empty_lookups", 2),
+        ("failures", 0),
+        ("failures", 2),
+        ("findings", 0),
+        ("findings", 2),
+    ]
+    fresh = tmp_path / "fresh.sqlite3"
+    SQLiteStore(fresh).close()
+    assert structure(path) == structure(fresh)
+
+
+def test_a_save_writes_only_the_new_look_ups(store: SQLiteStore, path: Path) -> None:
+    first = looked_up(inc("inc-1", ev("n-1")), *(f"feed-{i}" for i in range(20)))
+    store.save_incident(first)
+    grown = looked_up(attrs.evolve(first, events=(*first.events, ev("n-2"))), "late")
+    db = store._db
+    assert db is not None
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    try:
+        store.save_incident(grown)
+    finally:
+        db.set_trace_callback(None)
+    saved = next(s for s in statements if s.lstrip().startswith("INSERT INTO incidents"))
+    assert "feed-3" not in saved, "the incident's row leaves its look-ups out"
+    added = [s for s in statements if s.startswith("INSERT INTO incident_lookups")]
+    assert len(added) == 3, "one row per part, of what this save added"
+    assert all("late" in s and "feed-3" not in s for s in added)
+    with SQLiteStore(path) as other:
+        assert other.get_incident("inc-1") == grown
+
+
+def test_link_rows_lag_but_queries_do_not(store: SQLiteStore) -> None:
+    """Link rows are rewritten only when they fall LINK_LAG behind; queries stay exact."""
+    first = inc("inc-1", ev("g-1"))
+    store.save_incident(first)
+    db = store._db
+    assert db is not None
+    current = first
+    for minutes in (10, 20, 59):  # within the lag: no link row is rewritten
+        current = attrs.evolve(
+            current, events=(*current.events, ev(f"g-{minutes}", time=NOW + minutes * MINUTE))
+        )
+        statements: list[str] = []
+        db.set_trace_callback(statements.append)
+        try:
+            store.save_incident(current)
+        finally:
+            db.set_trace_callback(None)
+        assert not [s for s in statements if s.startswith("UPDATE incident_hosts")]
+    latest = NOW + 59 * MINUTE
+    # exact on the incident's own last_seen, although its link rows say NOW
+    assert store.find_open_incident(hosts=["ws-042"], observables=[], start=latest, end=latest) == (
+        "inc-1"
+    )
+    assert (
+        store.find_open_incident(
+            hosts=["ws-042"], observables=[], start=latest + US, end=latest + US
+        )
+        is None
+    )
+    history = store.history(observables=[], hosts=["ws-042"], since=latest)
+    assert [(p.id, p.at) for p in history.incidents] == [("inc-1", latest)]
+    assert store.history(observables=[], hosts=["ws-042"], since=latest + US).incidents == ()
+    # a lag past LINK_LAG brings the rows up to date
+    later = attrs.evolve(current, events=(*current.events, ev("g-late", time=NOW + 2 * HOUR)))
+    statements = []
+    db.set_trace_callback(statements.append)
+    try:
+        store.save_incident(later)
+    finally:
+        db.set_trace_callback(None)
+    assert [s for s in statements if s.startswith("UPDATE incident_hosts")]
+    rows = db.execute("SELECT DISTINCT last_seen FROM incident_hosts").fetchall()
+    assert rows == [("2026-11-28T14:00:00.000000+00:00",)]
+    # closing it reaches every row at once
+    closed = attrs.evolve(later, status=fido.IncidentStatus.CLOSED)
+    store.save_incident(closed)
+    at = NOW + 2 * HOUR
+    assert store.find_open_incident(hosts=["ws-042"], observables=[], start=at, end=at) is None
 
 
 def test_a_save_writes_what_changed(store: SQLiteStore, path: Path) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "ResponseRecord",
     "ResponseStatus",
     "StageRecord",
+    "covers",
 ]
 
 INCIDENT_SCHEMA: Final = 1
@@ -287,7 +288,7 @@ class Incident:
                 for o in sharing[(field, getattr(host, field))]
                 if o is not host
             }
-            if not any(_covers(o, host) for o in others.values()):
+            if not any(covers(o, host) for o in others.values()):
                 kept.append(host)
         return tuple(kept)
 
@@ -345,7 +346,7 @@ _HOST_FIELDS: Final = ("name", "fqdn", "ip", "mac", "os")
 _IDENTIFIERS: Final = ("name", "fqdn", "ip", "mac")  # a Host has at least one
 
 
-def _covers(wider: Host, narrower: Host) -> bool:
+def covers(wider: Host, narrower: Host) -> bool:
     """Whether `wider` has every field `narrower` has, with the same values, and more."""
     more = False
     for field in _HOST_FIELDS:

@@ -300,10 +300,14 @@ class Pipeline:
                     note.detail = await stage(work, rt)
                 if event_token is None and work.event is not None:
                     event_token = EVENT_ID.set(work.event.id)
+            releases = rt.incidents.releases
             incident = await self._attach(work, rt)
             incident_token = INCIDENT_ID.set(incident.id)
-            async with rt.incidents.hold(incident.id):
-                incident = await self._reload(work, rt, incident)
+            async with rt.incidents.hold(incident.id) as waited:
+                # The copy `_attach` read is current unless a journey saved meanwhile (an
+                # async store lets others run during the read).
+                current = not waited and rt.incidents.releases == releases
+                incident = await self._reload(work, rt, incident, current=current)
                 incident = await self._after(work, rt, incident)
         except Finished as done:
             incident = done.incident
@@ -409,12 +413,21 @@ class Pipeline:
             rt.fresh[incident.id] = incident
         return incident
 
-    async def _reload(self, work: Work, rt: Runtime, incident: Incident) -> Incident:
-        """Under the incident's lock: its latest state, with this event in it."""
+    async def _reload(
+        self, work: Work, rt: Runtime, incident: Incident, *, current: bool
+    ) -> Incident:
+        """Under the incident's lock: its latest state, with this event in it.
+
+        `current`: no journey held an incident's lock since `_attach` read this one, so
+        that copy is the latest this pipeline knows (another process's save is caught
+        by the revision, as always).
+        """
         assert work.event is not None  # noqa: S101 - validate set it
         latest = rt.fresh.get(incident.id)
         if latest is None:
-            latest = await _portal.maybe_await(rt.store.get_incident(incident.id)) or incident
+            latest = incident
+            if not current:
+                latest = await _portal.maybe_await(rt.store.get_incident(incident.id)) or incident
         if all(e.key != work.event.key for e in latest.events):
             latest.events = (*latest.events, work.event)
         work.incident = latest

@@ -151,15 +151,15 @@ async def respond(incident: Incident, actions: Sequence[Action], rt: Runtime, wo
                     key=key,
                 ),
             )
-        revision = await _portal.maybe_await(
-            rt.store.save_incident(incident, finished=False, expected=incident.revision)
-        )
+        revision = await rt.saver.save(incident, finished=False, expected=incident.revision)
         if isinstance(revision, int):
             incident.revision = revision
         work.attempted.update(keys)
         finished.update(keys)
         crash_point("started")
-        for status in await asyncio.gather(*(_one(incident, action, r, rt, work) for r in due)):
+        calls = [_one(incident, action, r, rt, work) for r in due]
+        statuses = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        for status in statuses:
             counts[status] += 1
     done = counts[ResponseStatus.DONE]
     failed = counts[ResponseStatus.FAILED]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import os
 import secrets
 import socket
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from fido._digest import Digests
 from fido._errors import ConfigurationError
 from fido._incident import StageRecord
 
@@ -41,6 +44,7 @@ __all__ = [
     "KeyedLocks",
     "Limits",
     "Runtime",
+    "Saver",
     "Work",
     "alive",
     "enlist",
@@ -177,21 +181,142 @@ class KeyedLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.releases = 0
+        """How many times any lock was released: a copy read while this number did not
+        change was not saved meanwhile by a holder of its lock."""
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Hold the lock of `key`."""
+    async def hold(self, key: str) -> AsyncIterator[bool]:
+        """Hold the lock of `key`; the value says whether it had to wait for it.
+
+        One that did not wait got it without letting the loop run anything else.
+        """
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
+        waited = lock.locked()
         try:
             async with lock:
-                yield
+                yield waited
         finally:
+            self.releases += 1
             lock, users = self._locks[key]
             if users <= 1:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+_Save = tuple["Incident", bool, "int | None", "asyncio.Future[int | None]"]
+
+
+class Saver:
+    """Incident saves, committed together when the store can (a group commit).
+
+    A store with `save_incidents` (see `BatchStore`) gets every save asked for in one
+    turn of the event loop in one transaction: each journey still waits until its save is
+    committed (an event's incident is durable before the event is reported done, and a
+    STARTED record before its responder is called), but several journeys share the cost
+    of a commit. With any other store, each save is its own call.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        batch = getattr(store, "save_incidents", None)
+        self._batch: Callable[..., Any] | None = batch if callable(batch) else None
+        self._queue: list[_Save] = []
+        self._scheduled = False
+        self.batches = 0
+        """Transactions made (for the benchmarks: saves per commit)."""
+
+    async def save(self, incident: Incident, *, finished: bool, expected: int | None) -> Any:
+        """Save `incident` (as `Store.save_incident`); return what the store returns.
+
+        Raises:
+            ConflictError: The stored revision is not `expected`; nothing was written.
+        """
+        if self._batch is None:
+            result = self.store.save_incident(incident, finished=finished, expected=expected)
+            return await result if inspect.isawaitable(result) else result
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int | None] = loop.create_future()
+        self._queue.append((incident, finished, expected, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._later)
+        return await future
+
+    def _later(self) -> None:
+        asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        # A journey cancelled before its save was made is not saved (as before a call).
+        queue = [item for item in self._queue if not item[3].done()]
+        self._queue = []
+        if not queue:
+            return
+        assert self._batch is not None  # noqa: S101 - only queued with a batch method
+        try:
+            results = self._batch([(i, f, e) for i, f, e, _ in queue])
+        except Exception as exc:
+            self._one_by_one(queue, exc)
+            return
+        if inspect.isawaitable(results):
+            task = asyncio.ensure_future(self._settle(queue, results))
+            task.add_done_callback(_retrieved)
+            return
+        self._resolve(queue, results)
+
+    async def _settle(self, queue: list[_Save], results: Any) -> None:
+        try:
+            done = await results
+        except Exception as exc:
+            self._one_by_one(queue, exc)
+            return
+        self._resolve(queue, done)
+
+    def _resolve(self, queue: list[_Save], results: Sequence[Any]) -> None:
+        self.batches += 1
+        for (_, _, _, future), result in zip(queue, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def _one_by_one(self, queue: list[_Save], error: Exception) -> None:
+        """A batch failed as a whole: each save alone, so that one bad save fails alone."""
+        if len(queue) == 1:
+            if not queue[0][3].done():
+                queue[0][3].set_exception(error)
+            return
+        for incident, finished, expected, future in queue:
+            task = asyncio.ensure_future(
+                self._alone(incident, finished=finished, expected=expected), loop=future.get_loop()
+            )
+            task.add_done_callback(functools.partial(_relay, future=future))
+
+    async def _alone(self, incident: Incident, *, finished: bool, expected: int | None) -> Any:
+        self.batches += 1
+        result = self.store.save_incident(incident, finished=finished, expected=expected)
+        return await result if inspect.isawaitable(result) else result
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _relay(done: asyncio.Future[Any], *, future: asyncio.Future[Any]) -> None:
+    if future.done():
+        _retrieved(done)
+    elif done.cancelled():
+        future.cancel()
+    elif done.exception() is not None:
+        future.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        future.set_result(done.result())
 
 
 @attrs.define(kw_only=True)
@@ -218,6 +343,12 @@ class Runtime:
     """Events being processed: a copy waits for the first (None: it gave up, try again)."""
     fresh: dict[str, Incident] = attrs.field(factory=dict)
     """Incidents created and not yet saved: correlation finds them before the store does."""
+    saver: Saver = attrs.field(
+        default=attrs.Factory(lambda self: Saver(self.store), takes_self=True)
+    )
+    """Where the stages save incidents (a group commit, where the store has one)."""
+    digests: Digests = attrs.field(factory=Digests)
+    """The indexed state of recent incidents (see `fido._digest`)."""
     counters: Counter[str] = attrs.field(factory=Counter)
     timings: dict[str, deque[float]] = attrs.field(factory=dict)
     origin: str = attrs.field(factory=lambda: secrets.token_hex(4))

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 
@@ -28,6 +28,7 @@ __all__ = [
     "LoadError",
     "check_json",
     "dump",
+    "field_dumper",
     "load",
     "load_record",
     "thaw",
@@ -224,9 +225,63 @@ def _fields(cls: type) -> tuple[tuple[str, Dumper], ...]:
     return plan
 
 
-def dump(obj: Any) -> dict[str, Any]:
-    """Turn an instance of a model class into a dict of JSON values."""
-    return {name: dumper(getattr(obj, name)) for name, dumper in _fields(type(obj))}
+_COMPILED: dict[tuple[type, frozenset[str]], Callable[[Any], dict[str, Any]]] = {}
+_INLINE: Final[dict[Any, str]] = {
+    _identity: "obj.{name}",
+    _dump_datetime: "obj.{name}.isoformat()",
+    _dump_timedelta: "obj.{name}.total_seconds()",
+    _dump_enum: "obj.{name}.value",
+}
+"""Dumpers written in line in a compiled dump function (no call per field)."""
+
+
+def _compile(cls: type, without: frozenset[str]) -> Callable[[Any], dict[str, Any]]:
+    """A dump function for one model class: one dict display, fields read as attributes.
+
+    What `dump` does field by field through its plan, in one expression that Python
+    runs several times faster; the output is the same.
+    """
+    env: dict[str, Any] = {}
+    items = []
+    for number, (name, dumper) in enumerate(_fields(cls)):
+        if name in without:
+            continue
+        if not name.isidentifier():  # pragma: no cover - attrs field names are identifiers
+            raise TypeError(f"field name {name!r}")
+        inline = _INLINE.get(dumper)
+        if inline is None:
+            env[f"dump_{number}"] = dumper
+            inline = f"dump_{number}(obj.{{name}})"
+        items.append(f"{name!r}: {inline.format(name=name)}")
+    source = f"def dump_{cls.__name__}(obj):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, f"<fido dump of {cls.__name__}>", "exec"), env)  # noqa: S102
+    function: Callable[[Any], dict[str, Any]] = env[f"dump_{cls.__name__}"]
+    _COMPILED[(cls, without)] = function
+    return function
+
+
+_NOTHING: Final[frozenset[str]] = frozenset()
+
+
+def dump(obj: Any, without: frozenset[str] = _NOTHING) -> dict[str, Any]:
+    """Turn an instance of a model class into a dict of JSON values.
+
+    Args:
+        obj: The instance.
+        without: Fields to leave out (a store that keeps them apart).
+    """
+    function = _COMPILED.get((type(obj), without))
+    if function is None:
+        function = _compile(type(obj), without)
+    return function(obj)
+
+
+def field_dumper(cls: type, name: str) -> Dumper:
+    """What turns a value of the field `name` of the model class `cls` into JSON values."""
+    for field, dumper in _fields(cls):
+        if field == name:
+            return dumper
+    raise KeyError(name)
 
 
 # -- loading ----------------------------------------------------------------------------

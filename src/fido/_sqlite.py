@@ -13,9 +13,10 @@ import contextlib
 import itertools
 import json
 import os
+import sqlite3
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 from cachetools import LRUCache
@@ -24,11 +25,14 @@ from fido._deadletter import DeadLetter
 from fido._errors import ConflictError, FidoError, InvalidRecord
 from fido._faults import crash_point
 from fido._sqlite_schema import (
+    GROWING,
+    LINK_LAG,
     SCHEMA_VERSION,
     bind,
     connect,
     dump_audit,
     dump_json,
+    dump_part,
     event_keys,
     incident_row,
     iso,
@@ -42,7 +46,6 @@ from fido._sqlite_schema import (
 from fido.scoring._history import History, PriorIncident
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Iterable, Iterator, Sequence
     from types import TracebackType
 
@@ -58,8 +61,9 @@ _CHUNK: Final = 500
 _SAVE_INCIDENT: Final = """
 INSERT INTO incidents (id, status, created_at, updated_at, first_seen, last_seen, total,
                        level, finished, pending_approvals, data, revision, event_count,
-                       audit_count, approval_due)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       audit_count, approval_due, finding_count, failure_count, empty_count,
+                       links_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, created_at = excluded.created_at,
     updated_at = excluded.updated_at, first_seen = excluded.first_seen,
@@ -67,10 +71,21 @@ ON CONFLICT (id) DO UPDATE SET
     finished = excluded.finished, pending_approvals = excluded.pending_approvals,
     data = excluded.data, revision = excluded.revision,
     event_count = excluded.event_count, audit_count = excluded.audit_count,
-    approval_due = excluded.approval_due
+    approval_due = excluded.approval_due, finding_count = excluded.finding_count,
+    failure_count = excluded.failure_count, empty_count = excluded.empty_count,
+    links_seen = excluded.links_seen
 """
-_STORED: Final = """SELECT revision, event_count, audit_count, status, last_seen, level
+_STORED: Final = """SELECT revision, event_count, audit_count, finding_count, failure_count,
+    empty_count, status, level, first_seen, last_seen, links_seen
 FROM incidents WHERE id = ?"""
+_COUNTED: Final = ("events", "audit", *GROWING)
+"""The record fields a save appends to, in the order of their counts in `_STORED`."""
+_LOAD: Final = "SELECT id, data, revision, first_seen, last_seen, links_seen FROM incidents"
+_UPDATE_INCIDENT: Final = """UPDATE incidents SET status = ?, created_at = ?, updated_at = ?,
+    first_seen = ?, last_seen = ?, total = ?, level = ?, finished = ?, pending_approvals = ?,
+    data = ?, revision = ?, event_count = ?, audit_count = ?, approval_due = ?,
+    finding_count = ?, failure_count = ?, empty_count = ?, links_seen = ?
+WHERE id = ? AND revision = ?"""
 _ADD_EVENT: Final = """INSERT INTO events (detector, id, data, claimed_by, claimed_until)
 VALUES (?, ?, ?, ?, ?) ON CONFLICT (detector, id) DO NOTHING"""
 _CLAIM: Final = """UPDATE events SET claimed_by = ?, claimed_until = ?
@@ -82,6 +97,10 @@ _PLACE_EVENT: Final = """UPDATE events SET incident_id = ?, position = ?, claime
 _EVENTS_OF: Final = """SELECT detector, id, data FROM events
 WHERE incident_id = ? ORDER BY position"""
 _AUDIT_OF: Final = "SELECT data FROM incident_audit WHERE incident_id = ? ORDER BY position"
+_LOOKUPS_OF: Final = """SELECT part, data FROM incident_lookups
+WHERE incident_id = ? ORDER BY part, position"""
+_ADD_LOOKUPS: Final = """INSERT INTO incident_lookups (incident_id, part, position, data)
+VALUES (?, ?, ?, ?)"""
 _LINKS: Final = (
     (
         "UPDATE incident_hosts SET open = ?, last_seen = ? WHERE incident_id = ?",
@@ -99,22 +118,102 @@ _LINKS: Final = (
     ),
 )
 """For each link table: bring its rows up to the incident's state; add a key."""
-_CACHED: Final = 4_096
-"""How much of the incidents this store saved or read last stays decoded, counted in
-incidents plus their events (see `SQLiteStore`)."""
+CACHED_RECORDS: Final = 200_000
+"""How much of the incidents this store saved or read last stays decoded, in records: an
+incident counts 1, each event 4 (an event weighs about four audit records), each audit
+record, finding, failure and empty look-up 1. About 40-60 MB at most (see `SQLiteStore`)."""
+
+
+def cost(incident: Incident) -> int:
+    """What a decoded incident weighs in the store's cache (see `CACHED_RECORDS`)."""
+    return (
+        1
+        + 4 * len(incident.events)
+        + len(incident.audit)
+        + len(incident.findings)
+        + len(incident.failures)
+        + len(incident.empty_lookups)
+    )
+
+
 _DEAD_LETTERS: Final = """SELECT id, at, detector, event_id, field, reason, payload
 FROM dead_letters ORDER BY id DESC{limit}"""
 _OPEN_IN: Final = """SELECT incident_id FROM {table}
     WHERE key IN ({marks}) AND last_seen >= ? AND open = 1"""
-_FIND_OPEN: Final = """SELECT updated_at, id FROM incidents
-WHERE id IN ({hosts} UNION {observables})
-    AND first_seen <= ? AND (? IS NULL OR first_seen >= ?)
-ORDER BY updated_at DESC, id DESC LIMIT 1"""
+_FIND_OPEN: Final = """SELECT i.updated_at, i.id
+FROM ({hosts} UNION ALL {observables}) AS linked JOIN incidents AS i ON i.id = linked.incident_id
+WHERE i.last_seen >= ? AND i.first_seen <= ? AND (? IS NULL OR i.first_seen >= ?)
+ORDER BY i.updated_at DESC, i.id DESC LIMIT 1"""
 _SIGHTINGS: Final = """SELECT key, count(*) FROM incident_observables
 WHERE key IN ({marks}) AND incident_id IS NOT ? GROUP BY key"""
-_PRIORS: Final = """SELECT h.key, h.incident_id, h.last_seen, i.total, i.level
+_PRIORS: Final = """SELECT h.key, h.incident_id, i.last_seen, i.total, i.level
 FROM incident_hosts AS h JOIN incidents AS i ON i.id = h.incident_id
-WHERE h.key IN ({marks}) AND h.last_seen >= ? AND h.incident_id IS NOT ?"""
+WHERE h.key IN ({marks}) AND h.last_seen >= ? AND i.last_seen >= ?
+    AND h.incident_id IS NOT ?"""
+
+
+CHECKPOINT_EVERY: Final = 0.5
+"""Seconds between two checkpoints of the write-ahead log, while there are writes."""
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database, in a thread and connection of its own.
+
+    SQLite does it in the writer's commit once the log reaches `wal_autocheckpoint` pages,
+    which makes one commit in a thousand wait for the disk (and for `fsync`). Here the
+    writer only appends to the log; this thread runs a passive checkpoint (it never
+    blocks the writer nor waits for it) at most every `CHECKPOINT_EVERY` seconds while
+    there are writes. The writer's own automatic checkpoint stays on, at a higher mark,
+    should this thread ever fall behind.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        """There was a write: checkpoint soon (the thread starts on the first one)."""
+        if self._thread is None:
+            with self._lock:
+                if not self._stop.is_set() and self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="fido-sqlite-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(
+                self._path, timeout=self._timeout, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error:  # the writer's own checkpoints still run
+            return
+        try:
+            while not self._stop.is_set():
+                self._wake.wait()
+                if self._stop.wait(CHECKPOINT_EVERY):
+                    break
+                self._wake.clear()
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    continue  # busy or gone: the next write tries again
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Stop the thread (after the checkpoint it may be running)."""
+        with self._lock:
+            self._stop.set()
+            self._wake.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=self._timeout)
 
 
 def _holder(data: bytes, when: datetime) -> tuple[str, datetime]:
@@ -150,6 +249,88 @@ def _sliced(rows: list[Any], limit: int | None) -> list[Any]:
 
 def _limit(limit: int | None) -> tuple[str, tuple[int, ...]]:
     return (" LIMIT ?", (limit,)) if limit is not None and limit >= 0 else ("", ())
+
+
+class _Row(NamedTuple):
+    """What an incident's stored row says of its records and span (see `_STORED`)."""
+
+    events: int
+    audit: int
+    findings: int
+    failures: int
+    empty: int
+    status: str
+    level: str | bytes
+    first_seen: str
+    last_seen: str
+    links_seen: str
+
+    @classmethod
+    def of(cls, incident: Incident, first: str, last: str, links: str) -> _Row:
+        """The row of an incident as read, with its stored span."""
+        return cls(
+            *_counts(incident),
+            incident.status.value,
+            bind(incident.decision.level),
+            first,
+            last,
+            links,
+        )
+
+
+def _counts(incident: Incident) -> tuple[int, int, int, int, int]:
+    """How many events, audit records, findings, failures and empty look-ups it holds."""
+    return (
+        len(incident.events),
+        len(incident.audit),
+        len(incident.findings),
+        len(incident.failures),
+        len(incident.empty_lookups),
+    )
+
+
+class _Seen(NamedTuple):
+    """What the store last wrote or read of an incident, at a revision."""
+
+    revision: int
+    incident: Incident
+    row: _Row
+
+
+def _extends(incident: Incident, before: Incident) -> bool:
+    """Whether `incident` is `before` with records added (and maybe other fields changed).
+
+    Tuples compare their items by identity first, so the check is cheap when the
+    incident was built on `before` (as the pipeline does).
+    """
+    for field in _COUNTED:
+        had = getattr(before, field)
+        if getattr(incident, field)[: len(had)] != had:
+            return False
+    return True
+
+
+def _row(incident: Incident, before: _Row | None) -> _Row:
+    """The stored row's state after saving `incident` on `before` (None: written whole).
+
+    The span grows with the new events only; the link rows' `last_seen` is brought up
+    to date when it lags by `LINK_LAG` or when the incident's `open` changes.
+    """
+    counts = _counts(incident)
+    status, level = incident.status.value, bind(incident.decision.level)
+    if before is None or not before.events or not incident.events:
+        first, last = span(incident)
+    else:
+        new = incident.events[before.events :]
+        first, last = before.first_seen, before.last_seen
+        if new:
+            times = [e.time for e in new]
+            first, last = min(first, iso(min(times))), max(last, iso(max(times)))
+    links = last
+    if before is not None and joinable(before.status, before.level) == incident.joinable:
+        lagging = before.links_seen < iso(datetime.fromisoformat(last) - LINK_LAG)
+        links = last if lagging else before.links_seen
+    return _Row(*counts, status, level, first, last, links)
 
 
 class SQLiteStore:
@@ -193,11 +374,14 @@ class SQLiteStore:
         # id -> (revision, snapshot): what this store last wrote or read of an incident.
         # A save whose incident extends the snapshot writes only the new events and audit
         # records; a read of an unchanged revision decodes nothing.
-        self._seen: LRUCache[str, tuple[int, Incident]] = LRUCache(
-            maxsize=_CACHED, getsizeof=lambda seen: 1 + len(seen[1].events)
+        self._seen: LRUCache[str, _Seen] = LRUCache(
+            maxsize=CACHED_RECORDS, getsizeof=lambda seen: cost(seen.incident)
         )
         self._runner: tuple[str, datetime] | None = None
         self._runner_fd: int | None = None
+        self._checkpointer = (
+            None if self._path == ":memory:" else _Checkpointer(self._path, timeout)
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -226,6 +410,12 @@ class SQLiteStore:
         return int(row[0])
 
     @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """For reads that need no snapshot of their own: each statement is one."""
+        with self._lock:
+            yield self._open()
+
+    @contextlib.contextmanager
     def _transaction(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         with self._lock:
             db = self._db
@@ -239,6 +429,8 @@ class SQLiteStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+            if write and self._checkpointer is not None:
+                self._checkpointer.poke()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -285,7 +477,7 @@ class SQLiteStore:
 
     def incident_for_event(self, detector: str, event_id: str) -> str | None:
         """The id of the incident that holds the event, if it was processed."""
-        with self._transaction() as db:
+        with self._reading() as db:
             row = db.execute(
                 "SELECT incident_id FROM events WHERE detector = ? AND id = ?",
                 (bind(detector), bind(event_id)),
@@ -363,80 +555,154 @@ class SQLiteStore:
         `expected`, the save is refused (`ConflictError`) unless the stored revision is
         that one. Returns the new revision.
         """
-        key = bind(incident.id)
-        last_seen = span(incident)[1]
-        is_open = int(incident.joinable)
         with self._transaction(write=True) as db:
-            stored = db.execute(_STORED, (key,)).fetchone()
-            revision = 0 if stored is None else stored[0]
-            if expected is not None and expected != revision:
-                raise ConflictError(
-                    "the incident was saved by someone else since it was read",
-                    incident_id=incident.id,
-                    expected=expected,
-                    found=revision,
-                )
-            start_events = start_audit = 0
-            extends = stored is not None and self._extends(incident, *stored[:3])
-            if extends:
-                start_events, start_audit = stored[1], stored[2]
-                moved = joinable(stored[3], stored[5]) != bool(is_open) or stored[4] != last_seen
-            else:  # new, or changed elsewhere since: write it whole
-                db.execute(
-                    "UPDATE events SET incident_id = NULL, position = NULL WHERE incident_id = ?",
-                    (key,),
-                )
-                db.execute("DELETE FROM incident_audit WHERE incident_id = ?", (key,))
-                db.execute("DELETE FROM incident_hosts WHERE incident_id = ?", (key,))
-                db.execute("DELETE FROM incident_observables WHERE incident_id = ?", (key,))
-            db.execute(
-                _SAVE_INCIDENT, incident_row(incident, finished=finished, revision=revision + 1)
-            )
-            new_events = incident.events[start_events:]
-            for position, event in enumerate(new_events, start=start_events):
-                event_key = (bind(event.detector), bind(event.id))
-                updated = db.execute(_PLACE_EVENT, (key, position, *event_key))
-                if updated.rowcount == 0:
-                    db.execute(
-                        "INSERT INTO events (detector, id, incident_id, data, position)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (*event_key, key, dump_json(event.to_dict()), position),
-                    )
-            if len(incident.audit) > start_audit:
-                db.execute(
-                    "INSERT INTO incident_audit (incident_id, position, data) VALUES (?, ?, ?)",
-                    (key, start_audit, dump_audit(incident.audit[start_audit:])),
-                )
-            hosts, observables = event_keys(new_events)
-            for (update, insert), keys in zip(_LINKS, (hosts, observables), strict=True):
-                if extends and moved:
-                    db.execute(update, (is_open, last_seen, key))
-                db.executemany(insert, [(key, k, is_open, last_seen) for k in keys])
-            if finished:
-                crash_point("saving")
-            self._seen[incident.id] = (revision + 1, attrs.evolve(incident, revision=revision + 1))
-        return revision + 1
+            revision, row = self._save(db, incident, finished=finished, expected=expected)
+        self._remember(incident, revision, row)
+        return revision
 
-    def _extends(self, incident: Incident, revision: int, events: int, audit: int) -> bool:
-        """Whether the stored incident is what this store last saw, and `incident` only adds.
+    def save_incidents(
+        self, saves: Sequence[tuple[Incident, bool, int | None]]
+    ) -> list[int | ConflictError]:
+        """Several saves (`(incident, finished, expected)`) in one transaction.
 
-        Tuples compare their items by identity first, so the check is cheap when the
-        incident was built on the snapshot (as the pipeline does).
+        Each is what `save_incident` does; one refused for its revision has its
+        `ConflictError` in its place in the result, and the others are written. Any
+        other error rolls the whole batch back and is raised.
+
+        Returns:
+            For each save, in order, its new revision or its `ConflictError`.
         """
+        results: list[tuple[int, _Row] | ConflictError] = []
+        with self._transaction(write=True) as db:
+            for incident, finished, expected in saves:
+                try:
+                    results.append(self._save(db, incident, finished=finished, expected=expected))
+                except ConflictError as conflict:
+                    results.append(conflict)
+        revisions: list[int | ConflictError] = []
+        for (incident, _, _), result in zip(saves, results, strict=True):
+            if isinstance(result, ConflictError):
+                revisions.append(result)
+            else:
+                self._remember(incident, *result)
+                revisions.append(result[0])
+        return revisions
+
+    def _remember(self, incident: Incident, revision: int, row: _Row) -> None:
+        with self._lock:
+            snapshot = attrs.evolve(incident, revision=revision)
+            if cost(snapshot) <= CACHED_RECORDS // 4:
+                self._seen[incident.id] = _Seen(revision, snapshot, row)
+            else:  # one huge incident must not push out every other
+                self._seen.pop(incident.id, None)
+
+    def _save(
+        self, db: sqlite3.Connection, incident: Incident, *, finished: bool, expected: int | None
+    ) -> tuple[int, _Row]:
+        """One save, in the caller's transaction (see `save_incident`).
+
+        When the caller's copy was built on what this store last saw of the incident (the
+        pipeline's case), the row is updated on the condition that its revision is still
+        that one, and only what was added is written; otherwise the stored row is read
+        first, and the incident written whole if it changed elsewhere.
+        """
+        key = bind(incident.id)
         seen = self._seen.get(incident.id)
-        if seen is None or seen[0] != revision:
-            return False
-        before = seen[1]
-        return (
-            len(before.events) == events
-            and len(before.audit) == audit
-            and incident.events[:events] == before.events
-            and incident.audit[:audit] == before.audit
+        if seen is not None and expected == seen.revision and _extends(incident, seen.incident):
+            row = _row(incident, seen.row)
+            values = self._values(incident, row, finished=finished, revision=expected + 1)
+            updated = db.execute(_UPDATE_INCIDENT, (*values[1:], key, expected))
+            if updated.rowcount == 1:
+                self._write(db, incident, key, seen.row, row)
+                if finished:
+                    crash_point("saving")
+                return expected + 1, row
+        stored = db.execute(_STORED, (key,)).fetchone()
+        revision = 0 if stored is None else stored[0]
+        if expected is not None and expected != revision:
+            raise ConflictError(
+                "the incident was saved by someone else since it was read",
+                incident_id=incident.id,
+                expected=expected,
+                found=revision,
+            )
+        before: _Row | None = None
+        if seen is not None and stored is not None and seen.revision == revision:
+            known = _Row(*stored[1:6], *stored[6:])
+            if _extends(incident, seen.incident) and known == seen.row:
+                before = known
+        if before is None and stored is not None:  # changed elsewhere since: write it whole
+            db.execute(
+                "UPDATE events SET incident_id = NULL, position = NULL WHERE incident_id = ?",
+                (key,),
+            )
+            for table in (
+                "incident_audit",
+                "incident_lookups",
+                "incident_hosts",
+                "incident_observables",
+            ):
+                db.execute(f"DELETE FROM {table} WHERE incident_id = ?", (key,))  # noqa: S608
+        row = _row(incident, before)
+        db.execute(
+            _SAVE_INCIDENT, self._values(incident, row, finished=finished, revision=revision + 1)
         )
+        self._write(db, incident, key, before, row)
+        if finished:
+            crash_point("saving")
+        return revision + 1, row
+
+    @staticmethod
+    def _values(incident: Incident, row: _Row, *, finished: bool, revision: int) -> tuple[Any, ...]:
+        return incident_row(
+            incident,
+            finished=finished,
+            revision=revision,
+            first=row.first_seen,
+            last=row.last_seen,
+            links_seen=row.links_seen,
+        )
+
+    @staticmethod
+    def _write(
+        db: sqlite3.Connection, incident: Incident, key: str | bytes, before: _Row | None, row: _Row
+    ) -> None:
+        """What a save adds besides the incident's row: new events, records and keys."""
+        counts = (0, 0, 0, 0, 0) if before is None else before[:5]
+        is_open = int(incident.joinable)
+        if before is not None and (
+            row.links_seen != before.links_seen
+            or joinable(before.status, before.level) != bool(is_open)
+        ):
+            for update, _ in _LINKS:  # the link rows fell behind, or `open` changed
+                db.execute(update, (is_open, row.last_seen, key))
+        new_events = incident.events[counts[0] :]
+        for position, event in enumerate(new_events, start=counts[0]):
+            event_key = (bind(event.detector), bind(event.id))
+            updated = db.execute(_PLACE_EVENT, (key, position, *event_key))
+            if updated.rowcount == 0:
+                db.execute(
+                    "INSERT INTO events (detector, id, incident_id, data, position)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (*event_key, key, dump_json(event.to_dict()), position),
+                )
+        if len(incident.audit) > counts[1]:
+            db.execute(
+                "INSERT INTO incident_audit (incident_id, position, data) VALUES (?, ?, ?)",
+                (key, counts[1], dump_audit(incident.audit[counts[1] :])),
+            )
+        for part, start in zip(GROWING, counts[2:], strict=True):
+            added = getattr(incident, part)[start:]
+            if added:
+                db.execute(_ADD_LOOKUPS, (key, part, start, dump_part(part, added)))
+        hosts, observables = event_keys(new_events)
+        for (_, insert), keys in zip(_LINKS, (hosts, observables), strict=True):
+            if keys:
+                db.executemany(insert, [(key, k, is_open, row.last_seen) for k in keys])
 
     def unfinished_incidents(self) -> list[Incident]:
         """Incidents whose last save was not a finished one, by id."""
-        return self._load("SELECT id, data, revision FROM incidents WHERE finished = 0 ORDER BY id")
+        return self._load(_LOAD + " WHERE finished = 0 ORDER BY id")
 
     def get_incident(self, incident_id: str) -> Incident | None:
         """One incident, or None."""
@@ -444,16 +710,20 @@ class SQLiteStore:
         with self._lock:
             seen = self._seen.get(incident_id)
             if seen is not None:
-                db = self._open()
-                row = db.execute("SELECT revision FROM incidents WHERE id = ?", (key,)).fetchone()
-                if row is not None and row[0] == seen[0]:
-                    return attrs.evolve(seen[1], revision=seen[0])
-            found = self._load("SELECT id, data, revision FROM incidents WHERE id = ?", (key,))
+                row = (
+                    self._open()
+                    .execute("SELECT revision FROM incidents WHERE id = ?", (key,))
+                    .fetchone()
+                )
+                if row is not None and row[0] == seen.revision:
+                    return attrs.evolve(seen.incident, revision=seen.revision)
+            found = self._load(_LOAD + " WHERE id = ?", (key,))
             if not found:
                 return None
             return found[0]
 
     def _open(self) -> sqlite3.Connection:
+        """The connection, for one statement outside a transaction (under `_lock`)."""
         if self._db is None:
             raise FidoError(f"{self!r} is closed")
         return self._db
@@ -462,19 +732,23 @@ class SQLiteStore:
         self, sql: str, params: Sequence[Any] = (), limit: int | None = None
     ) -> list[Incident]:
         loaded = []
+        spans = []
         with self._transaction() as db:
             rows = _sliced(db.execute(sql, params).fetchall(), limit)
-            for incident_id, data, revision in rows:
+            for incident_id, data, revision, *span_of in rows:
                 incident = load_incident(
                     incident_id,
                     data,
                     db.execute(_EVENTS_OF, (incident_id,)).fetchall(),
                     [row[0] for row in db.execute(_AUDIT_OF, (incident_id,))],
+                    db.execute(_LOOKUPS_OF, (incident_id,)).fetchall(),
                 )
                 incident.revision = revision
                 loaded.append(incident)
-                if len(rows) == 1:  # a single read is likely the next save's base
-                    self._seen[incident.id] = (revision, attrs.evolve(incident))
+                spans.append(span_of)
+        if len(loaded) == 1:  # a single read is likely the next save's base
+            found = loaded[0]
+            self._remember(found, found.revision, _Row.of(found, *spans[0]))
         return loaded
 
     def find_open_incident(
@@ -489,10 +763,12 @@ class SQLiteStore:
         """The id of the open incident to correlate with, if any (see `Store`)."""
         host_chunks = _chunks(hosts)
         observable_chunks = _chunks(o.key for o in observables)
-        since = iso(start)
-        window = (iso(end), *[None if first_after is None else iso(first_after)] * 2)
+        # Link rows may lag by LINK_LAG: look that much further back, then check the
+        # incident's own last_seen.
+        linked = iso(start - LINK_LAG)
+        window = (iso(start), iso(end), *[None if first_after is None else iso(first_after)] * 2)
         best: tuple[str, str] | None = None
-        with self._transaction() as db:
+        with self._reading() as db:  # each chunk on its own, as in `history`
             for some_hosts, some_observables in itertools.zip_longest(
                 host_chunks, observable_chunks, fillvalue=()
             ):
@@ -502,7 +778,7 @@ class SQLiteStore:
                         table="incident_observables", marks=_marks(len(some_observables))
                     ),
                 )
-                params = (*some_hosts, since, *some_observables, since, *window)
+                params = (*some_hosts, linked, *some_observables, linked, *window)
                 row = db.execute(sql, params).fetchone()
                 if row is not None and (best is None or (row[0], text(row[1])) > best):
                     best = (row[0], text(row[1]))
@@ -535,7 +811,7 @@ class SQLiteStore:
                 where.append(clause)
                 params.append(value)
         clause, limited = _limit(limit)
-        sql = "SELECT id, data, revision FROM incidents"
+        sql = _LOAD
         if where:
             sql += " WHERE " + " AND ".join(where)
         return self._load(
@@ -546,14 +822,14 @@ class SQLiteStore:
         """The incidents with at least one pending approval, in the order first saved."""
         return self._load(
             # `+rowid`: sort the few matches rather than scan the table in rowid order.
-            "SELECT id, data, revision FROM incidents WHERE pending_approvals > 0 ORDER BY +rowid"
+            _LOAD + " WHERE pending_approvals > 0 ORDER BY +rowid"
         )
 
     def overdue_approvals(self, now: datetime) -> list[Incident]:
         """The incidents with a pending approval due at or before `now` (an indexed query)."""
         return self._load(
-            "SELECT id, data, revision FROM incidents"
-            " WHERE approval_due IS NOT NULL AND approval_due <= ? ORDER BY approval_due, id",
+            _LOAD
+            + " WHERE approval_due IS NOT NULL AND approval_due <= ? ORDER BY approval_due, id",
             (iso(now),),
         )
 
@@ -572,14 +848,17 @@ class SQLiteStore:
         excluded = None if exclude is None else bind(exclude)
         sightings: dict[Observable, int] = {}
         found: list[tuple[Any, ...]] = []
-        with self._transaction() as db:
+        # Each query on its own (no transaction of their own: a save another process makes
+        # between them shows in one and not the other, which the scorer cannot tell from
+        # a save made a moment earlier or later).
+        with self._reading() as db:
             for chunk in _chunks(by_key):
                 sql = _SIGHTINGS.format(marks=_marks(len(chunk)))
                 for key, count in db.execute(sql, (*chunk, excluded)):
                     sightings[by_key[text(key)]] = count
             for chunk in _chunks(hosts):
                 sql = _PRIORS.format(marks=_marks(len(chunk)))
-                found.extend(db.execute(sql, (*chunk, iso(since), excluded)))
+                found.extend(db.execute(sql, (*chunk, iso(since - LINK_LAG), iso(since), excluded)))
         priors = [
             PriorIncident(
                 id=text(incident_id),
@@ -597,7 +876,7 @@ class SQLiteStore:
 
     def get_cursor(self, detector: str) -> str | None:
         """A detector's persisted polling cursor."""
-        with self._transaction() as db:
+        with self._reading() as db:
             row = db.execute(
                 "SELECT cursor FROM cursors WHERE detector = ?", (bind(detector),)
             ).fetchone()
@@ -666,6 +945,8 @@ class SQLiteStore:
         """Close the database (idempotent). The store cannot be used afterwards."""
         if self._runner is not None:
             self.release_runner(self._runner[0])
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             if self._db is not None:
                 self._db.close()

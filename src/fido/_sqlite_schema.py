@@ -1,6 +1,6 @@
 """The database behind `SQLiteStore`: the schema, its migrations, and the value codecs.
 
-Version 3 (`SCHEMA_VERSION`) has these tables. Times are ISO 8601 UTC text with fixed
+Version 4 (`SCHEMA_VERSION`) has these tables. Times are ISO 8601 UTC text with fixed
 microseconds (`2026-11-28T12:00:00.000000+00:00`), so that text order is time order.
 Identifiers (event, incident, host and observable keys) are text; a string that UTF-8
 cannot encode (a lone surrogate from a hostile alert) is kept as a BLOB of its
@@ -14,25 +14,35 @@ cannot encode (a lone surrogate from a hostile alert) is kept as a BLOB of its
   `Event.to_dict()` as JSON. `claimed_by` and `claimed_until` say which pipeline works on
   a pending event, until when (NULL once it is part of an incident).
 - `incidents(id, status, created_at, updated_at, first_seen, last_seen, total, level,
-  finished, pending_approvals, data, revision, event_count, audit_count)`: one row per
-  incident; `first_seen`/`last_seen` are the earliest and latest event times
-  (created/updated time when it has no events), `total` and `level` the assessment's total
-  and the decision's level, `finished` is 0 after a `save_incident(..., finished=False)`,
+  finished, pending_approvals, data, revision, event_count, audit_count, approval_due,
+  finding_count, failure_count, empty_count, links_seen)`: one row per incident;
+  `first_seen`/`last_seen` are the earliest and latest event times (created/updated time
+  when it has no events), `total` and `level` the assessment's total and the decision's
+  level, `finished` is 0 after a `save_incident(..., finished=False)`,
   `pending_approvals` counts the pending approvals, `data` is `Incident.to_dict()` as JSON
-  without its events and audit trail (those live in `events` and `incident_audit`, so
-  that saving an incident costs what changed, not what it holds), `revision` counts the
-  saves, `event_count` and `audit_count` say how many of each are stored, and
-  `approval_due` is the earliest `expires_at` of its pending approvals (NULL if none).
+  without the records that only grow (events, audit trail, findings, failures, empty
+  look-ups: those live in `events`, `incident_audit` and `incident_lookups`, so that
+  saving an incident costs what changed, not what it holds), `revision` counts the saves,
+  `event_count`, `audit_count`, `finding_count`, `failure_count` and `empty_count` say how
+  many of each are stored, `approval_due` is the earliest `expires_at` of its pending
+  approvals (NULL if none), and `links_seen` is the `last_seen` its link rows were last
+  brought up to (see below).
 - `incident_audit(incident_id, position, data)`: the audit trail, appended: each row
   holds the `StageRecord`s one save added (a JSON list), `position` is the place of its
   first record in the trail.
+- `incident_lookups(incident_id, part, position, data)`: the findings, failures and empty
+  look-ups (`part` is `findings`, `failures` or `empty_lookups`), appended like the audit
+  trail: each row holds what one save added to one part.
 - `incident_hosts(incident_id, key, open, last_seen)` and
   `incident_observables(incident_id, key, open, last_seen)`: one row per host key
   (`Host.keys`) or observable key (`Observable.key`) of an incident, primary key
-  `(incident_id, key)`, replaced by each `save_incident`. `open` (the incident is
-  joinable: open, or suppressed by its score rather than the allowlist) and
-  `last_seen` repeat the incident's, so that correlation and history find their
-  candidates in one range of one index.
+  `(incident_id, key)`. `open` (the incident is joinable: open, or suppressed by its
+  score rather than the allowlist) repeats the incident's, so that correlation and
+  history find their candidates in one range of one index. `last_seen` lags the
+  incident's by at most `LINK_LAG`: rewriting every key of an incident on each event it
+  gains would make a save cost what the incident holds, so the rows are brought up to
+  date only when they fall `LINK_LAG` behind (or the incident's `open` changes). Queries
+  look `LINK_LAG` further back in the index and check the incident's own `last_seen`.
 - `dead_letters(id, at, detector, event_id, field, reason, payload)`: `id` autoincrements
   (newest first is `id DESC`); `payload` is JSON.
 - `cursors(detector, cursor, updated_at)`: the detectors' polling cursors.
@@ -56,7 +66,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -75,6 +85,8 @@ from fido._incident import (
 
 __all__ = [
     "BASELINE",
+    "GROWING",
+    "LINK_LAG",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Migration",
@@ -82,6 +94,7 @@ __all__ = [
     "connect",
     "dump_audit",
     "dump_json",
+    "dump_part",
     "event_keys",
     "incident_row",
     "iso",
@@ -92,6 +105,13 @@ __all__ = [
     "span",
     "text",
 ]
+
+GROWING: Final = ("findings", "failures", "empty_lookups")
+"""The incident's record fields, besides events and audit, that only ever grow: each save
+appends what it added to `incident_lookups`."""
+
+LINK_LAG: Final = timedelta(hours=1)
+"""How far a link row's `last_seen` may lag its incident's (see the module's docstring)."""
 
 Migration: TypeAlias = Callable[[sqlite3.Connection], None]
 """A forward migration: runs inside the opening transaction, on the previous version."""
@@ -122,9 +142,12 @@ def text(value: str | bytes) -> str:
     return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def dump_json(data: Any) -> str:
     """Compact ASCII JSON (ASCII: a lone surrogate in an alert stays an escape)."""
-    return json.dumps(data, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def load_json(data: str | bytes, what: str, record: str) -> Any:
@@ -154,8 +177,9 @@ def load_incident(
     data: str | bytes,
     events: Iterable[tuple[str | bytes, str | bytes, str | bytes]],
     audit: Iterable[str | bytes],
+    lookups: Iterable[tuple[str, str | bytes]] = (),
 ) -> Incident:
-    """An incident from its stored row, its event rows and its audit rows, in order.
+    """An incident from its stored row, its event, audit and look-up rows, in order.
 
     Raises:
         InvalidRecord: A row is corrupt; the message names the incident (or the event).
@@ -163,6 +187,16 @@ def load_incident(
     what = f"the stored incident {shorten(text(incident_id))}"
     parsed = load_json(data, what, "Incident")
     try:
+        if lookups:
+            if not isinstance(parsed, dict):
+                raise InvalidRecord("an incident is a JSON object", record="Incident")
+            for part, row in lookups:
+                if part not in GROWING:
+                    raise InvalidRecord(f"{what}: an unknown part {part!r}", record="Incident")
+                found = parsed.get(part) or []
+                if not isinstance(found, list):
+                    raise InvalidRecord(f"{part} is a JSON list", record="Incident", field=part)
+                parsed[part] = found + _records(load_json(row, what, "Incident"), what)
         bare = Incident.from_dict(parsed)
         trail = tuple(
             _serde.load_record(StageRecord, record)
@@ -209,12 +243,25 @@ def span(incident: Incident) -> tuple[str, str]:
     return iso(min(times)), iso(max(times))
 
 
-def incident_row(incident: Incident, *, finished: bool, revision: int) -> tuple[Any, ...]:
-    """The `incidents` row of an incident, in the column order of the table."""
-    first, last = span(incident)
+_APART: Final = frozenset({"events", "audit", *GROWING})
+
+
+def incident_row(
+    incident: Incident,
+    *,
+    finished: bool,
+    revision: int,
+    first: str,
+    last: str,
+    links_seen: str,
+) -> tuple[Any, ...]:
+    """The `incidents` row of an incident, in the column order of the table.
+
+    `first` and `last` are its first and last event times (`span`), `links_seen` the
+    `last_seen` its link rows hold.
+    """
     waiting = [a for a in incident.approvals if a.status is ApprovalStatus.PENDING]
     due = [a.expires_at for a in waiting if a.expires_at is not None]
-    body = attrs.evolve(incident, events=(), audit=())
     return (
         bind(incident.id),
         incident.status.value,
@@ -226,12 +273,21 @@ def incident_row(incident: Incident, *, finished: bool, revision: int) -> tuple[
         bind(incident.decision.level),
         int(finished),
         len(waiting),
-        dump_json({"schema": INCIDENT_SCHEMA, **_serde.dump(body)}),
+        dump_json({"schema": INCIDENT_SCHEMA, **_serde.dump(incident, without=_APART)}),
         revision,
         len(incident.events),
         len(incident.audit),
         iso(min(due)) if due else None,
+        len(incident.findings),
+        len(incident.failures),
+        len(incident.empty_lookups),
+        links_seen,
     )
+
+
+def dump_part(part: str, records: tuple[Any, ...]) -> str:
+    """An `incident_lookups` row's `data`: the findings (failures, ...) one save added."""
+    return dump_json(_serde.field_dumper(Incident, part)(records))
 
 
 def dump_audit(records: Sequence[StageRecord]) -> str:
@@ -438,7 +494,58 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
         )
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3)
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Version 3 to 4: findings, failures and empty look-ups move out of the incident's `data`.
+
+    Version 3 rewrote them all on each save, so an incident that kept gaining events (and
+    so look-ups) cost more with every event. Version 4 appends what a save adds to
+    `incident_lookups`, and counts them on the incident. Link rows may now lag the
+    incident's `last_seen` (`links_seen` says how far they are up to date).
+    """
+    for column in ("finding_count", "failure_count", "empty_count"):
+        db.execute(f"ALTER TABLE incidents ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE incidents ADD COLUMN links_seen TEXT NOT NULL DEFAULT ''")
+    db.execute(_V4_LOOKUPS)
+    db.execute("UPDATE incidents SET links_seen = last_seen")
+    for incident_id, data in db.execute("SELECT id, data FROM incidents").fetchall():
+        what = f"the stored incident {shorten(text(incident_id))}"
+        parsed = load_json(data, what, "Incident")
+        if not isinstance(parsed, dict):
+            raise InvalidRecord(f"{what} is not a JSON object", record="Incident")
+        counts = []
+        for part in GROWING:
+            records = parsed.pop(part, None) or []
+            if not isinstance(records, list):
+                raise InvalidRecord(f"{what}: {part} is not a list", record="Incident", field=part)
+            if records:
+                db.execute(
+                    "INSERT INTO incident_lookups (incident_id, part, position, data)"
+                    " VALUES (?, ?, 0, ?)",
+                    (incident_id, part, dump_json(records)),
+                )
+            counts.append(len(records))
+        db.execute(
+            "UPDATE incidents SET data = ?, finding_count = ?, failure_count = ?,"
+            " empty_count = ? WHERE id = ?",
+            (dump_json(parsed), *counts, incident_id),
+        )
+
+
+_V4_LOOKUPS: Final = """CREATE TABLE incident_lookups (
+    incident_id TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    part TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (incident_id, part, position)
+) WITHOUT ROWID"""
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _migrate_0_to_1,
+    _migrate_1_to_2,
+    _migrate_2_to_3,
+    _migrate_3_to_4,
+)
 """`MIGRATIONS[n]` takes the schema from version n to n + 1. Append; never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -448,6 +555,11 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 # -- opening --------------------------------------------------------------------------------
 
 _UNREADABLE: Final = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
+CACHE_KIB: Final = 16_384
+"""The connection's page cache, in KiB (16 MiB: the indexes that every event searches)."""
+AUTOCHECKPOINT_PAGES: Final = 16_384
+"""Log pages after which a commit checkpoints by itself (the store's checkpoint thread
+normally does it long before: see `SQLiteStore`)."""
 
 
 def connect(path: str, *, timeout: float) -> sqlite3.Connection:
@@ -532,6 +644,8 @@ def _prepare(db: sqlite3.Connection, path: str, timeout: float) -> None:
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA cache_size = {-CACHE_KIB}")
+    db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
     if version == SCHEMA_VERSION:
         return
     db.execute("BEGIN IMMEDIATE")

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import attrs
 
@@ -39,9 +38,13 @@ from fido._incident import (
 from fido._logging import get_logger
 from fido._respond import respond
 from fido._runtime import Elsewhere, Finished, Runtime, Work, alive
+from fido.scoring._context import subject_key
 from fido.scoring._engine import assess
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from fido._digest import Digest
     from fido._findings import Finding, Subject
     from fido._observable import Observable
     from fido._protocols import Enricher
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["AFTER", "BEFORE", "Stage", "carry_over", "record"]
 
 log = get_logger("fido.pipeline")
+T = TypeVar("T")
 _FINDINGS: Final = (Reputation, HostContext, UserContext)
 MAX_TRIES: Final = 3
 """Look-ups of one subject by one enricher that may fail (error, timeout) on one incident
@@ -293,16 +297,25 @@ def _fresh_match(
     first_after: datetime,
 ) -> str | None:
     best: Incident | None = None
+    host_keys = set(hosts)
+    observable_keys = {o.key for o in observables}
     for incident in rt.fresh.values():
         if not incident.joinable:
             continue
-        times = [e.time for e in incident.events]
-        first, last = min(times), max(times)
+        events = incident.events
+        if len(events) == 1:  # the usual fresh incident: its one event says it all
+            only = events[0]
+            first = last = only.time
+            keys: tuple[str, ...] = () if only.host is None else only.host.keys
+            seen: tuple[Observable, ...] = only.observables
+        else:
+            times = [e.time for e in events]
+            first, last = min(times), max(times)
+            keys = tuple(k for h in incident.hosts for k in h.keys)
+            seen = incident.observables
         if last < start or first > end or first < first_after:
             continue
-        shared = any(k in hosts for h in incident.hosts for k in h.keys) or any(
-            o in observables for o in incident.observables
-        )
+        shared = any(k in host_keys for k in keys) or any(o.key in observable_keys for o in seen)
         if shared and (
             best is None or (incident.updated_at, incident.id) > (best.updated_at, best.id)
         ):
@@ -314,42 +327,40 @@ class Enrich:
     """Every subject to every enricher that accepts it, concurrently, each within a timeout.
 
     A subject is not asked again of an enricher that already answered about it on this
-    incident (a finding, or nothing found), nor once it failed `MAX_TRIES` times.
+    incident (a finding, or nothing found), nor once it failed `MAX_TRIES` times. An
+    event that joins an incident brings its own subjects (its observables, its host
+    unless another host of the incident describes it more fully, its user); the subjects
+    of earlier events are not asked again, except those whose look-ups failed (until
+    they succeed or run out of tries). An incident finished after a crash (no event) has
+    all its subjects considered.
     """
 
     name = "enrich"
 
     async def __call__(self, work: Work, rt: Runtime) -> str:
         incident = _incident(work)
-        done = {(f.source, _key(f.subject)) for f in incident.findings}
-        done.update((e.enricher, _key(e.subject)) for e in incident.empty_lookups)
-        tries = Counter(
-            (f.enricher, _key(f.subject))
-            for f in incident.failures
-            if f.kind is not FailureKind.SKIPPED
-        )
+        digest = rt.digests.of(incident)
+        event = work.event
+        retried: list[Subject] = []
+        if event is None:
+            subjects: tuple[Subject, ...] | list[Subject] = incident.subjects
+        else:
+            subjects = list(event.observables)
+            if event.host is not None and digest.keeps(event.host):
+                subjects.append(event.host)
+            if event.user is not None:
+                subjects.append(event.user)
+            own = {_key(subject) for subject in subjects}
+            retried = [s for s in digest.retries() if _key(s) not in own]
         pairs: list[tuple[Enricher[Any], Subject]] = []
-        for subject in incident.subjects:
-            if rt.allowlist is not None and rt.allowlist.match(subject, work.now) is not None:
-                continue
-            key = _key(subject)
-            for enricher in rt.enrichers:
-                pair = (enricher.name, key)
-                if pair in done or tries[pair] >= MAX_TRIES:
-                    continue
-                try:
-                    answer: Any = enricher.accepts(subject)  # an async one too
-                    if inspect.isawaitable(answer):
-                        answer = await _accepts(answer, rt)
-                    accepted = bool(answer)
-                except (Exception, KeyboardInterrupt, SystemExit) as exc:
-                    log.warning(
-                        "%s.accepts raised %s", enricher.name, type(exc).__name__, extra=_ids(work)
-                    )
-                    accepted = False
-                if accepted:
-                    pairs.append((enricher, subject))
-        results = await asyncio.gather(*(self._lookup(e, s, work, rt) for e, s in pairs))
+        for subject in subjects:
+            await self._pairs(subject, retry=False, digest=digest, pairs=pairs, work=work, rt=rt)
+        for subject in retried:
+            if not await self._pairs(
+                subject, retry=True, digest=digest, pairs=pairs, work=work, rt=rt
+            ):
+                digest.settle(_key(subject))
+        results = await _all([self._lookup(e, s, work, rt) for e, s in pairs])
         findings: list[Finding] = []
         failures: list[EnrichmentFailure] = []
         empty: list[EmptyLookup] = []
@@ -360,9 +371,12 @@ class Enrich:
                 empty.append(result)
             else:
                 findings.append(result)
-        incident.findings = (*incident.findings, *findings)
-        incident.failures = (*incident.failures, *failures)
-        incident.empty_lookups = (*incident.empty_lookups, *empty)
+        if findings:
+            incident.findings = (*incident.findings, *findings)
+        if failures:
+            incident.failures = (*incident.failures, *failures)
+        if empty:
+            incident.empty_lookups = (*incident.empty_lookups, *empty)
         work.found += findings
         work.failed += failures
         work.empty += empty
@@ -372,6 +386,49 @@ class Enrich:
             f"{len(pairs)} look-ups: {len(findings)} findings, {len(empty)} empty, "
             f"{len(failures)} failed"
         )
+
+    async def _pairs(
+        self,
+        subject: Subject,
+        *,
+        retry: bool,
+        digest: Digest,
+        pairs: list[tuple[Enricher[Any], Subject]],
+        work: Work,
+        rt: Runtime,
+    ) -> bool:
+        """Add the look-ups of `subject` still to make; whether any may still be made.
+
+        For a `retry` (a subject of an earlier event), only the enrichers that failed on
+        it, or skipped it, are asked again.
+        """
+        if rt.allowlist is not None and rt.allowlist.match(subject, work.now) is not None:
+            return False
+        key = _key(subject)
+        pending = False
+        for enricher in rt.enrichers:
+            pair = (enricher.name, key)
+            tries = digest.tries.get(pair, 0)
+            if (
+                pair in digest.answered
+                or tries >= MAX_TRIES
+                or (retry and not tries and pair not in digest.skipped)
+            ):
+                continue
+            pending = True
+            try:
+                answer: Any = enricher.accepts(subject)  # an async one too
+                if inspect.isawaitable(answer):
+                    answer = await _accepts(answer, rt)
+                accepted = bool(answer)
+            except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                log.warning(
+                    "%s.accepts raised %s", enricher.name, type(exc).__name__, extra=_ids(work)
+                )
+                accepted = False
+            if accepted:
+                pairs.append((enricher, subject))
+        return pending
 
     async def _lookup(
         self, enricher: Enricher[Any], subject: Subject, work: Work, rt: Runtime
@@ -414,6 +471,15 @@ class Enrich:
         )
 
 
+async def _all(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """`asyncio.gather` of the coroutines; one (the usual case) is simply awaited."""
+    if len(coroutines) == 1:
+        return [await coroutines[0]]
+    if not coroutines:
+        return []
+    return list(await asyncio.gather(*coroutines))
+
+
 async def _accepts(answer: Any, rt: Runtime) -> Any:
     """An async `accepts`: awaited (within the look-up timeout: it should not do I/O)."""
     return await asyncio.wait_for(_portal.guarded(answer), rt.limits.enrich_timeout)
@@ -426,10 +492,11 @@ class Score:
 
     async def __call__(self, work: Work, rt: Runtime) -> str:
         incident = _incident(work)
+        digest = rt.digests.of(incident)
         work.history = await _portal.maybe_await(
             rt.store.history(
-                observables=incident.observables,
-                hosts=[k for h in incident.hosts for k in h.keys],
+                observables=digest.observables.values(),
+                hosts=digest.host_keys(),
                 since=work.now - rt.limits.history_lookback,
                 exclude=incident.id,
             )
@@ -523,9 +590,7 @@ async def record(work: Work, rt: Runtime, incident: Incident) -> Incident:
     before = incident.audit
     incident.audit = (*before, *work.audit, entry)
     try:
-        revision = await _portal.maybe_await(
-            rt.store.save_incident(incident, expected=incident.revision)
-        )
+        revision = await rt.saver.save(incident, finished=True, expected=incident.revision)
     except BaseException:
         incident.audit = before
         raise
@@ -574,10 +639,7 @@ def _incident(work: Work) -> Incident:
     return work.incident
 
 
-def _key(subject: Subject | None) -> str:
-    from fido.scoring._context import subject_key
-
-    return subject_key(subject)
+_key: Final = subject_key
 
 
 BEFORE: Final[tuple[Stage, ...]] = (Validate(), Dedup(), Allowlisting(), Correlate())

@@ -155,6 +155,22 @@ def test_concurrent_duplicates_wait_for_the_first(store: type[fido.MemoryStore])
         assert (counters["processed"], counters["duplicates"]) == (1, 2)
 
 
+def test_concurrent_events_of_one_incident_through_an_async_store_never_conflict() -> None:
+    # Each journey reads the incident while others run (an async store yields), and
+    # saves on the latest copy: none is refused for a stale revision.
+    pipeline, _, _ = build(store=SlowStore())
+    events = [alert(id=f"c-{n}", time=T0 + timedelta(seconds=n)) for n in range(12)]
+    with pipeline:
+        results = pipeline.process_many(events)
+        counters = pipeline.stats()["counters"]
+        assert len({r.id for r in results}) == 1
+        stored = pipeline.incident(results[0].id)
+    assert stored is not None
+    assert sorted(e.id for e in stored.events) == sorted(e.id for e in events)
+    assert counters["processed"] == 12
+    assert counters.get("conflicts", 0) == 0
+
+
 # -- allowlist ----------------------------------------------------------------------------
 
 
@@ -313,6 +329,25 @@ def test_failing_lookups_are_retried_a_few_times_only() -> None:
     assert len(broken.calls) == 3  # MAX_TRIES: a later event may find it back up
     assert len(tripped.calls) == 6  # not attempted: it does not count
     assert len(incident.failures) == 9
+
+
+def test_lookups_of_earlier_events_are_made_again_only_after_a_failure_or_a_skip() -> None:
+    # The later events carry none of the first event's subjects: the failed and the
+    # skipped look-ups of those are made again when they join, the answered one is not.
+    feed = StaticEnricher({BAD: Verdict.MALICIOUS}, name="feed")
+    broken = StaticEnricher({BAD: EnrichmentError("HTTP 500", adapter="broken")}, name="broken")
+    tripped = StaticEnricher({BAD: EnrichmentError("circuit open", skipped=True)}, name="tripped")
+    pipeline, _, _ = build(enrichers=[feed, broken, tripped])
+    with pipeline:
+        pipeline.process(alert(id="g-0"))
+        for n in range(1, 5):
+            incident = pipeline.process(
+                alert(id=f"g-{n}", observables=[], time=T0 + timedelta(minutes=n))
+            )
+    assert len(incident.events) == 5
+    assert feed.calls == [BAD]
+    assert broken.calls == [BAD] * 3  # MAX_TRIES
+    assert tripped.calls == [BAD] * 5  # a skip is no try: asked on every event
 
 
 def test_an_async_accepts_is_awaited() -> None:
