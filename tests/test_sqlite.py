@@ -90,7 +90,7 @@ def test_repr_version_and_close(path: Path) -> None:
     store = SQLiteStore(path, timeout=1.0)
     assert repr(store) == f"SQLiteStore({str(path)!r})"
     assert store.path == str(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     store.close()
     store.close()
     with pytest.raises(fido.FidoError, match="closed"):
@@ -522,8 +522,30 @@ def test_migration_from_version_2(path: Path, tmp_path: Path) -> None:
     assert structure(path) == structure(fresh)
 
 
+def back_to_version_4(db: sqlite3.Connection) -> None:
+    """Undo migration 4 to 5: the audit trail and the look-ups in WITHOUT ROWID tables."""
+    for table, columns, key in (
+        ("incident_audit", "position INTEGER NOT NULL,", "incident_id, position"),
+        (
+            "incident_lookups",
+            "part TEXT NOT NULL, position INTEGER NOT NULL,",
+            "incident_id, part, position",
+        ),
+    ):
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v5")
+        db.execute(
+            f"CREATE TABLE {table} (incident_id TEXT NOT NULL REFERENCES incidents (id)"
+            f" ON DELETE CASCADE, {columns} data TEXT NOT NULL, PRIMARY KEY ({key}))"
+            " WITHOUT ROWID"
+        )
+        db.execute(f"INSERT INTO {table} SELECT * FROM {table}_v5")
+        db.execute(f"DROP TABLE {table}_v5")
+    db.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
+
+
 def back_to_version_3(db: sqlite3.Connection) -> None:
-    """Undo migration 3 to 4: the look-ups back in the incident's `data`."""
+    """Undo migrations 3 to 4 and on: the look-ups back in the incident's `data`."""
+    back_to_version_4(db)
     parts: dict[str, dict[str, list[Any]]] = {}
     for incident_id, part, data in db.execute(
         "SELECT incident_id, part, data FROM incident_lookups ORDER BY incident_id, part, position"
@@ -610,6 +632,43 @@ def test_migration_from_version_3(path: Path, tmp_path: Path) -> None:
         ("findings", 0),
         ("findings", 2),
     ]
+    fresh = tmp_path / "fresh.sqlite3"
+    SQLiteStore(fresh).close()
+    assert structure(path) == structure(fresh)
+
+
+def test_migration_from_version_4(path: Path, tmp_path: Path) -> None:
+    """Version 4 kept the audit trail and the look-ups in WITHOUT ROWID tables."""
+    first = looked_up(inc("inc-v4", ev("w-1"), audit=audit("validate", "record")), "feed")
+    grown = looked_up(
+        attrs.evolve(first, events=(*first.events, ev("w-2")), audit=first.audit * 2), "cmdb"
+    )
+    other = looked_up(inc("inc-other", ev("w-3"), audit=audit("record")), "intel")
+    with SQLiteStore(path) as store:
+        store.save_incident(first)
+        store.save_incident(grown, expected=1)  # a second row in each table
+        store.save_incident(other)
+    with raw(path) as db:
+        back_to_version_4(db)
+        kept = db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'incident_audit'"
+        ).fetchone()[0]
+        assert "WITHOUT ROWID" in kept
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_incident("inc-v4") == grown
+        assert store.get_incident("inc-other") == other
+        later = attrs.evolve(grown, audit=(*grown.audit, *audit("record")))
+        store.save_incident(later, expected=2)
+    with SQLiteStore(path) as reopened:
+        assert reopened.get_incident("inc-v4") == later
+    with raw(path) as db:
+        rows = db.execute(
+            "SELECT position FROM incident_audit WHERE incident_id = 'inc-v4' ORDER BY position"
+        ).fetchall()
+        assert rows == [(0,), (2,), (4,)]
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO incident_audit VALUES ('inc-v4', 4, '[]')")
     fresh = tmp_path / "fresh.sqlite3"
     SQLiteStore(fresh).close()
     assert structure(path) == structure(fresh)
