@@ -538,7 +538,7 @@ def back_to_version_4(db: sqlite3.Connection) -> None:
             f" ON DELETE CASCADE, {columns} data TEXT NOT NULL, PRIMARY KEY ({key}))"
             " WITHOUT ROWID"
         )
-        db.execute(f"INSERT INTO {table} SELECT * FROM {table}_v5")
+        db.execute(f"INSERT INTO {table} SELECT * FROM {table}_v5")  # noqa: S608 - our names
         db.execute(f"DROP TABLE {table}_v5")
     db.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
 
@@ -650,10 +650,8 @@ def test_migration_from_version_4(path: Path, tmp_path: Path) -> None:
         store.save_incident(other)
     with raw(path) as db:
         back_to_version_4(db)
-        kept = db.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'incident_audit'"
-        ).fetchone()[0]
-        assert "WITHOUT ROWID" in kept
+        schema = "SELECT sql FROM sqlite_master WHERE name = 'incident_audit'"
+        assert "WITHOUT ROWID" in db.execute(schema).fetchone()[0]
     with SQLiteStore(path) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert store.get_incident("inc-v4") == grown
