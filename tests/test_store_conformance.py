@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import attrs
 import pytest
 
 import fido
@@ -304,6 +305,31 @@ def test_find_open_incident_without_events_spans_its_times(store: AnyStore) -> N
     store.save_incident(inc("inc-empty"))
     store.save_incident(inc("inc-1", ev("e-1")))
     assert find(store, hosts=["ws-042"]) == "inc-1"
+
+
+def test_a_growing_incident_is_found_by_what_it_gained(store: AnyStore) -> None:
+    """Saves that add events (as the pipeline makes them) index the new hosts and times."""
+    first = inc("inc-1", ev("g-1"))
+    store.save_incident(first)
+    grown = attrs.evolve(
+        first,
+        events=(*first.events, ev("g-2", time=NOW + 3 * HOUR, host=WS7, observables=(OTHER,))),
+        revision=1,
+    )
+    store.save_incident(grown, expected=1)
+    later = {"start": NOW + 3 * HOUR, "end": NOW + 4 * HOUR}
+    assert find(store, hosts=["ws-007"], **later) == "inc-1"
+    assert find(store, observables=[fido.Observable.parse(OTHER)], **later) == "inc-1"
+    assert find(store, hosts=["ws-042"], **later) == "inc-1"  # the span covers both
+    assert find(store, hosts=["ws-042"], first_after=NOW + US) is None
+    history = store.history(observables=[], hosts=["ws-007"], since=NOW + 2 * HOUR)
+    assert [(p.id, p.at) for p in history.incidents] == [("inc-1", NOW + 3 * HOUR)]
+    # Saved whole with other events (as another process may): its span is theirs.
+    rewritten = attrs.evolve(first, events=(ev("g-3", time=NOW + 9 * HOUR),), revision=2)
+    store.save_incident(rewritten, expected=2)
+    assert find(store, hosts=["ws-042"], start=NOW + 9 * HOUR, end=NOW + 9 * HOUR) == "inc-1"
+    assert find(store, hosts=["ws-042"], **later) is None
+    assert store.get_incident("inc-1") == rewritten
 
 
 # -- listings -----------------------------------------------------------------------------

@@ -27,6 +27,20 @@ def _span(incident: Incident) -> tuple[datetime, datetime]:
     return (min(times), max(times)) if times else (incident.created_at, incident.updated_at)
 
 
+def _added(incident: Incident, before: Incident | None) -> tuple[Event, ...] | None:
+    """The events `incident` adds to `before`, or None when it does not extend it.
+
+    Tuples compare their items by identity first, so this is cheap when the incident was
+    built on the stored one (the pipeline's case).
+    """
+    if before is None:
+        return None
+    had = before.events
+    if not had or incident.events[: len(had)] != had:
+        return None
+    return incident.events[len(had) :]
+
+
 class MemoryStore:
     """A `Store` in process memory: fast, and gone when the process ends.
 
@@ -39,6 +53,7 @@ class MemoryStore:
         self._events: dict[tuple[str, str], str | None] = {}
         self._pending: dict[tuple[str, str], Event] = {}
         self._incidents: dict[str, Incident] = {}
+        self._spans: dict[str, tuple[datetime, datetime]] = {}
         self._by_host: dict[str, set[str]] = {}
         self._by_observable: dict[Observable, set[str]] = {}
         self._dead: list[DeadLetter] = []
@@ -124,15 +139,27 @@ class MemoryStore:
                 self._unfinished.discard(incident.id)
             else:
                 self._unfinished.add(incident.id)
-            for event in incident.events:
+            # Index what the save adds: an incident that grows by an event costs that
+            # event, not every event it holds.
+            added = _added(incident, stored)
+            if added is None:
+                added = incident.events
+                self._spans[incident.id] = _span(incident)
+            elif added:
+                first, last = self._spans[incident.id]
+                times = [e.time for e in added]
+                self._spans[incident.id] = (min(first, *times), max(last, *times))
+            for event in added:
                 self._events[event.key] = incident.id
                 self._pending.pop(event.key, None)
                 self._claims.pop(event.key, None)
-            for host in incident.hosts:
-                for key in host.keys:
-                    self._by_host.setdefault(key, set()).add(incident.id)
-            for observable in incident.observables:
-                self._by_observable.setdefault(observable, set()).add(incident.id)
+                # A host another describes more fully has no key the wider one lacks, so
+                # every event's host keys are the keys of `Incident.hosts`.
+                if event.host is not None:
+                    for key in event.host.keys:
+                        self._by_host.setdefault(key, set()).add(incident.id)
+                for observable in event.observables:
+                    self._by_observable.setdefault(observable, set()).add(incident.id)
             return snapshot.revision
 
     def unfinished_incidents(self) -> Sequence[Incident]:
@@ -164,7 +191,7 @@ class MemoryStore:
                 incident = self._incidents[incident_id]
                 if not incident.joinable:
                     continue
-                first, last = _span(incident)
+                first, last = self._spans[incident_id]
                 if last < start or first > end:
                     continue
                 if first_after is not None and first < first_after:
@@ -232,7 +259,8 @@ class MemoryStore:
         with self._lock:
             sightings = {}
             for observable in observables:
-                count = len(self._by_observable.get(observable, set()) - {exclude})
+                seen = self._by_observable.get(observable)
+                count = 0 if seen is None else len(seen) - (exclude in seen)
                 if count:
                     sightings[observable] = count
             priors = []
@@ -241,7 +269,7 @@ class MemoryStore:
                     if incident_id == exclude:
                         continue
                     incident = self._incidents[incident_id]
-                    _, last = _span(incident)
+                    last = self._spans[incident_id][1]
                     if last >= since:
                         priors.append(
                             PriorIncident(
