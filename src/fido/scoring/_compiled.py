@@ -49,17 +49,21 @@ class Compiled:
 
     __slots__ = (
         "any_cidrs",
+        "any_hostnames",
         "asset_groups",
         "categories",
         "combination",
+        "corroborations",
         "criticality",
         "decay",
         "detector_points",
         "detectors",
+        "group_names",
         "host_history",
         "reputation",
         "severity",
         "sightings",
+        "sum",
     )
 
     def __init__(self, policy: Policy) -> None:
@@ -85,6 +89,7 @@ class Compiled:
         """Per verdict and reliability: weighted points, rounded, reason text, rule."""
         self.detectors = threat.detectors
         self.decay: tuple[float, ...] = tuple(threat.decay**n for n in range(_PRECOMPUTED))
+        self.corroborations: tuple[str, ...] = tuple(map(_corroborating, self.decay))
         self.detector_points: tuple[int, ...] = tuple(
             _detector_points(threat.detectors, threat.decay, n) for n in range(_PRECOMPUTED)
         )
@@ -104,17 +109,36 @@ class Compiled:
         }
         self.asset_groups = tuple(GroupMatcher(g) for g in machine.asset_groups if g.points)
         self.any_cidrs = any(g.cidrs for g in self.asset_groups)
+        self.any_hostnames = any(g.patterns for g in self.asset_groups)
+        self.group_names = frozenset(name for g in self.asset_groups for name in g.groups)
+        """Every inventory group name an asset group matches: a host in none of them, and
+        with no ranges or name patterns in the policy, is in no asset group."""
         self.combination = _combination(policy)
+        self.sum = policy.combine == "sum"
 
     def decay_of(self, rank: int) -> float:
         """`decay ** rank`."""
         return self.decay[rank] if rank < _PRECOMPUTED else self.decay[1] ** rank
+
+    def decays(self, count: int) -> tuple[float, ...]:
+        """`decay ** rank` for each rank below `count`."""
+        return tuple(map(self.decay_of, range(count)))
+
+    def corroborating(self, rank: int) -> str:
+        """What a reason says of a corroborating finding at `rank` (from 1): its decay."""
+        if rank < _PRECOMPUTED:
+            return self.corroborations[rank]
+        return _corroborating(self.decay_of(rank))
 
     def detectors_for(self, count: int) -> int:
         """The corroboration points for `count` independent detectors."""
         if count < _PRECOMPUTED:
             return self.detector_points[count]
         return _detector_points(self.detectors, self.decay[1], count)
+
+
+def _corroborating(decay: float) -> str:
+    return f", corroborating (x{decay:g})"
 
 
 def _detector_points(points: int, decay: float, count: int) -> int:

@@ -41,40 +41,45 @@ class _Facts:
     )
 
     def __init__(self, contexts: list[HostContext]) -> None:
-        self.criticality: tuple[Criticality, str] | None = None
-        self.server: str | None = None
-        self.unmanaged: str | None = None
-        self.not_installed: str | None = None
-        self.not_running: str | None = None
-        self.critical: tuple[int, str] = (0, "")
-        self.high: tuple[int, str] = (0, "")
-        self.groups: dict[str, str] = {}
+        criticality: tuple[Criticality, str] | None = None
+        server: str | None = None
+        unmanaged: str | None = None
+        not_installed: str | None = None
+        not_running: str | None = None
+        critical: tuple[int, str] = (0, "")
+        high: tuple[int, str] = (0, "")
+        groups: dict[str, str] = {}
         for c in contexts:
             source = c.source
             if not source.isprintable():
                 source = printable(source)
             level = c.criticality
-            if level is not None and (
-                self.criticality is None or level.rank > self.criticality[0].rank
-            ):
-                self.criticality = (level, source)
-            if c.is_server and self.server is None:
-                self.server = source
-            if c.managed is False and self.unmanaged is None:
-                self.unmanaged = source
-            if c.av_installed is False and self.not_installed is None:
-                self.not_installed = source
-            if c.av_running is False and self.not_running is None:
-                self.not_running = source
-            if (
-                c.missing_critical_patches is not None
-                and c.missing_critical_patches > self.critical[0]
-            ):
-                self.critical = (c.missing_critical_patches, source)
-            if c.missing_high_patches is not None and c.missing_high_patches > self.high[0]:
-                self.high = (c.missing_high_patches, source)
+            if level is not None and (criticality is None or level.rank > criticality[0].rank):
+                criticality = (level, source)
+            if c.is_server and server is None:
+                server = source
+            if c.managed is False and unmanaged is None:
+                unmanaged = source
+            if c.av_installed is False and not_installed is None:
+                not_installed = source
+            if c.av_running is False and not_running is None:
+                not_running = source
+            count = c.missing_critical_patches
+            if count is not None and count > critical[0]:
+                critical = (count, source)
+            count = c.missing_high_patches
+            if count is not None and count > high[0]:
+                high = (count, source)
             for group in c.groups:
-                self.groups.setdefault(group.casefold(), source)
+                groups.setdefault(group.casefold(), source)
+        self.criticality = criticality
+        self.server = server
+        self.unmanaged = unmanaged
+        self.not_installed = not_installed
+        self.not_running = not_running
+        self.critical = critical
+        self.high = high
+        self.groups = groups
 
 
 def _posture(policy: MachinePolicy, facts: _Facts, result: list[Contribution]) -> None:
@@ -171,7 +176,9 @@ def _host(ctx: Context, host: Host) -> list[Contribution]:
                 )
             )
         _posture(policy, facts, result)
-    if compiled.asset_groups:
+    if compiled.asset_groups and (
+        compiled.any_cidrs or compiled.any_hostnames or not compiled.group_names.isdisjoint(groups)
+    ):
         address = (
             ipaddress.ip_address(host.ip) if compiled.any_cidrs and host.ip is not None else None
         )

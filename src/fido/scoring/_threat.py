@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from operator import attrgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
 from fido.scoring._context import Context, apportion, canonical, contribution, printable
+
+if TYPE_CHECKING:
+    from fido._event import Event
+    from fido._observable import Observable
 
 __all__ = ["RULES"]
 
@@ -18,39 +22,35 @@ _MINUTE: Final = timedelta(minutes=1)
 _KEY: Final = attrgetter("key")
 
 
-def severity(ctx: Context) -> list[Contribution]:
+def severity(ctx: Context, out: list[Contribution]) -> None:
     """The highest severity among the events (the first such event's), as reported."""
     top = ctx.top
     if top is None:
-        return []
+        return
     _, points, reason, rule = ctx.compiled.severity[top.severity]
-    if not points:
-        return []
-    detector = top.detector
-    if not detector.isprintable():
-        detector = printable(detector)
-    return [contribution(THREAT, points, reason, detector, rule)]
+    if points:
+        detector = top.detector
+        if not detector.isprintable():
+            detector = printable(detector)
+        out.append(contribution(THREAT, points, reason, detector, rule))
 
 
-def category(ctx: Context) -> list[Contribution]:
+def category(ctx: Context, out: list[Contribution]) -> None:
     """The category worth the most points, once (the first event's, among equals)."""
     best = ctx.category
     if best is None or not best[0]:
-        return []
+        return
     points, reason, rule, detector = best
     if not detector.isprintable():
         detector = printable(detector)
-    return [contribution(THREAT, points, reason, detector, rule)]
+    out.append(contribution(THREAT, points, reason, detector, rule))
 
 
 Weights = dict[tuple[Verdict, Reliability], tuple[float, int, str, str]]
 
 
-def _reason(ctx: Context, key: str, finding: Reputation, source: str, said: str, alike: int) -> str:
+def _reason(described: str, finding: Reputation, source: str, said: str, alike: int) -> str:
     """`source: subject is verdict (reliability X, details)`, without the decay."""
-    described = ctx.described.get(key)
-    if described is None:
-        described = ctx.describe(key, finding.subject)
     details = said
     if finding.detections is not None and finding.total is not None:
         details = f"{said}, {finding.detections}/{finding.total}"
@@ -85,11 +85,33 @@ def _strongest(
         if points > seen[0] or (points == seen[0] and canonical([seen[1], finding])[0] is finding):
             seen[0], seen[1] = points, finding
     return sorted(
-        (-points, source, finding, alike) for source, (points, finding, alike) in best.items()
+        [(-points, source, finding, alike) for source, (points, finding, alike) in best.items()]
     )
 
 
-def reputation(ctx: Context) -> list[Contribution]:
+def _corroborated(
+    ctx: Context, key: str, findings: list[Reputation], out: list[Contribution]
+) -> None:
+    """Several findings on one subject: the strongest source in full, the others decayed."""
+    compiled = ctx.compiled
+    weights = compiled.reputation
+    ranked = _strongest(findings, weights)
+    count = len(ranked)
+    factors = compiled.decay if count <= len(compiled.decay) else compiled.decays(count)
+    shares = apportion([-item[0] * factor for item, factor in zip(ranked, factors, strict=False)])
+    for rank, share in enumerate(shares):
+        if share:
+            _, source, finding, alike = ranked[rank]
+            said, rule = weights[finding.verdict, finding.reliability][2:]
+            if not source.isprintable():
+                source = printable(source)
+            reason = _reason(ctx.describe(key, finding.subject), finding, source, said, alike)
+            if rank:
+                reason += compiled.corroborating(rank)
+            out.append(contribution(THREAT, share, reason, source, rule))
+
+
+def reputation(ctx: Context, out: list[Contribution]) -> None:
     """Every source's verdict on each subject, weighted by verdict and reliability.
 
     Per subject each source counts once, with its strongest finding. The strongest
@@ -98,82 +120,87 @@ def reputation(ctx: Context) -> list[Contribution]:
     """
     table = ctx.reputations
     if not table:
-        return []
-    compiled = ctx.compiled
-    weights = compiled.reputation
-    result: list[Contribution] = []
+        return
+    weights = ctx.compiled.reputation
     for key in sorted(table) if len(table) > 1 else table:
         findings = table[key]
-        if len(findings) == 1:
-            finding = findings[0]
-            _, points, said, rule = weights[finding.verdict, finding.reliability]
-            if points:
-                source = finding.source
-                if not source.isprintable():
-                    source = printable(source)
-                reason = _reason(ctx, key, finding, source, said, 1)
-                result.append(contribution(THREAT, points, reason, source, rule))
+        if len(findings) > 1:
+            _corroborated(ctx, key, findings, out)
             continue
-        ranked = _strongest(findings, weights)
-        decay = compiled.decay_of
-        shares = apportion([-weight * decay(rank) for rank, (weight, *_) in enumerate(ranked)])
-        for rank, ((_, _, finding, alike), share) in enumerate(zip(ranked, shares, strict=True)):
-            if share:
-                _, _, said, rule = weights[finding.verdict, finding.reliability]
-                source = finding.source
-                if not source.isprintable():
-                    source = printable(source)
-                reason = _reason(ctx, key, finding, source, said, alike)
-                if rank:
-                    reason = f"{reason}, corroborating (x{decay(rank):g})"
-                result.append(contribution(THREAT, share, reason, source, rule))
-    return result
+        finding = findings[0]
+        _, points, said, rule = weights[finding.verdict, finding.reliability]
+        if points:
+            source = finding.source
+            if not source.isprintable():
+                source = printable(source)
+            reason = _reason(ctx.describe(key, finding.subject), finding, source, said, 1)
+            out.append(contribution(THREAT, points, reason, source, rule))
 
 
-def detectors(ctx: Context) -> list[Contribution]:
+def _shared(ctx: Context, first: Event, second: Event) -> bool:
+    """Whether two events name a common observable or host key."""
+    one, two = first.host, second.host
+    if one is not None and one is two and ctx.keys_of(one):  # the usual case
+        return True
+    mine = set(map(_KEY, first.observables))
+    if one is not None:
+        mine.update(ctx.keys_of(one))
+    if not mine.isdisjoint(map(_KEY, second.observables)):
+        return True
+    return two is not None and not mine.isdisjoint(ctx.keys_of(two))
+
+
+def detectors(ctx: Context, out: list[Contribution]) -> None:
     """The same observable or host reported by several independent detectors."""
     events = ctx.events
     if len(events) < 2:
-        return []
-    # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
-    reported: dict[str, set[str]] = {}
-    host, keys = ctx.last_host, ctx.host_keys
-    for event in events:
-        items = reported.get(event.detector)
-        if items is None:
-            items = reported[event.detector] = set()
-        items.update(map(_KEY, event.observables))
-        if event.host is not None:
-            if event.host is not host:  # events usually share one Host object
-                host, keys = event.host, event.host.keys
-            items.update(keys)
-    if len(reported) < 2:
-        return []
-    if len(reported) == 2:
-        first, second = sorted(reported)
-        if reported[first].isdisjoint(reported[second]):
-            return []
-        chosen, most = [first, second], 2
+        return
+    if len(events) == 2:  # the usual case: two events, and no sets to build
+        first, second = events
+        if first.detector == second.detector or not _shared(ctx, first, second):
+            return
+        chosen = sorted([first.detector, second.detector])
+        most = 2
     else:
-        seen: dict[str, list[str]] = {}
-        for name in sorted(reported):
-            for item in reported[name]:
-                names = seen.get(item)
-                if names is None:
-                    seen[item] = [name]
-                else:
-                    names.append(name)
-        most = max(map(len, seen.values()), default=0)
-        if most < 2:
-            return []
-        chosen = min(names for names in seen.values() if len(names) == most)
+        # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
+        reported: dict[str, set[str]] = {}
+        host, keys = ctx.last_host, ctx.host_keys
+        for event in events:
+            items = reported.get(event.detector)
+            if items is None:
+                items = reported[event.detector] = set()
+            items.update(map(_KEY, event.observables))
+            if event.host is not None:
+                if event.host is not host:  # events usually share one Host object
+                    host, keys = event.host, event.host.keys
+                items.update(keys)
+        if len(reported) < 2:
+            return
+        if len(reported) == 2:
+            first_name, second_name = sorted(reported)
+            if reported[first_name].isdisjoint(reported[second_name]):
+                return
+            chosen, most = [first_name, second_name], 2
+        else:
+            seen: dict[str, list[str]] = {}
+            for name in sorted(reported):
+                for item in reported[name]:
+                    names = seen.get(item)
+                    if names is None:
+                        seen[item] = [name]
+                    else:
+                        names.append(name)
+            most = max(map(len, seen.values()), default=0)
+            if most < 2:
+                return
+            chosen = min(names for names in seen.values() if len(names) == most)
     points = ctx.compiled.detectors_for(most)
     if not points:
-        return []
+        return
     listed = ", ".join(chosen)
     if not listed.isprintable():
         listed = printable(listed)
-    return [
+    out.append(
         contribution(
             THREAT,
             points,
@@ -181,47 +208,48 @@ def detectors(ctx: Context) -> list[Contribution]:
             "correlation",
             "threat.corroboration.detectors",
         )
-    ]
+    )
 
 
-def sightings(ctx: Context) -> list[Contribution]:
+def sightings(ctx: Context, out: list[Contribution]) -> None:
     """An observable seen in earlier incidents (the most-seen one, the first among equals)."""
     tiers = ctx.compiled.sightings
     counts = ctx.history.counts
     if not tiers or not counts:
-        return []
+        return
     best_count = 0
-    best_key = ""
-    for key in ctx.observables:
-        count = counts.get(key, 0)
-        if count > best_count:
-            best_count, best_key = count, key
-    if not best_count:
-        return []
+    best: Observable | None = None
+    for event in ctx.events:
+        for observable in event.observables:
+            count = counts.get(observable.key, 0)
+            if count > best_count:
+                best_count, best = count, observable
+    if best is None:
+        return
     points = 0
     for least, tier_points in tiers:  # the highest tier first
         if best_count >= least:
             points = tier_points
             break
     if not points:
-        return []
+        return
     times = "once" if best_count == 1 else f"{best_count} times"
-    return [
+    out.append(
         contribution(
             THREAT,
             points,
-            f"{ctx.describe(best_key, ctx.observables[best_key])} seen before ({times})",
+            f"{ctx.describe(best.key, best)} seen before ({times})",
             "history",
             "threat.sightings",
         )
-    ]
+    )
 
 
-def host_history(ctx: Context) -> list[Contribution]:
+def host_history(ctx: Context, out: list[Contribution]) -> None:
     """An earlier incident on the same host, some hours ago: the intruder came back."""
     tiers = ctx.compiled.host_history
     if not tiers:
-        return []
+        return
     now, own = ctx.now, ctx.incident.id
     best: tuple[int, timedelta, str, str] | None = None
     for prior in ctx.history.incidents:
@@ -234,10 +262,10 @@ def host_history(ctx: Context) -> list[Contribution]:
                     best = (points, age, prior.id, prior.host)
                 break
     if best is None or not best[0]:
-        return []
+        return
     points, age, prior_id, host = best
     text = f"host {host} had incident {prior_id} {_ago(age // _MINUTE)} ago"
-    return [
+    out.append(
         contribution(
             THREAT,
             points,
@@ -245,7 +273,7 @@ def host_history(ctx: Context) -> list[Contribution]:
             "history",
             "threat.host_history",
         )
-    ]
+    )
 
 
 def _ago(minutes: int) -> str:

@@ -33,6 +33,11 @@ def group_name(text: str) -> str:
     return _ESCAPE.sub(r"\1", match.group(1)).strip().casefold()
 
 
+def _source(context: UserContext) -> str:
+    source = context.source
+    return source if source.isprintable() else printable(source)
+
+
 def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution | None:
     groups = policy.privileged_groups
     for context in contexts:
@@ -43,17 +48,13 @@ def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution
                     USER,
                     policy.privileged,
                     f"member of {name}",
-                    printable(context.source),
+                    _source(context),
                     "user.privileged",
                 )
     for context in contexts:
         if context.privileged:
             return contribution(
-                USER,
-                policy.privileged,
-                "privileged account",
-                printable(context.source),
-                "user.privileged",
+                USER, policy.privileged, "privileged account", _source(context), "user.privileged"
             )
     return None
 
@@ -73,7 +74,7 @@ def _watched(
                 USER,
                 words.points,
                 f"{label} {text!r} is watched ({match.group(0).lower()})",
-                printable(context.source),
+                _source(context),
                 rule,
             )
     return None
@@ -83,22 +84,22 @@ def _states(policy: UserPolicy, contexts: list[UserContext], result: list[Contri
     disabled = locked = service = None
     for c in contexts:
         if c.enabled is False and disabled is None:
-            disabled = c.source
+            disabled = c
         if c.locked and locked is None:
-            locked = c.source
+            locked = c
         if c.service_account and service is None:
-            service = c.source
+            service = c
     if disabled is not None and policy.disabled:
         reason = "account is disabled, yet active"
         result.append(
-            contribution(USER, policy.disabled, reason, printable(disabled), "user.disabled")
+            contribution(USER, policy.disabled, reason, _source(disabled), "user.disabled")
         )
     if locked is not None and policy.locked:
         reason = "account is locked out"
-        result.append(contribution(USER, policy.locked, reason, printable(locked), "user.locked"))
+        result.append(contribution(USER, policy.locked, reason, _source(locked), "user.locked"))
     if service is not None and policy.service_account:
         points, rule = policy.service_account, "user.service_account"
-        result.append(contribution(USER, points, "a service account", printable(service), rule))
+        result.append(contribution(USER, points, "a service account", _source(service), rule))
 
 
 def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
