@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import attrs
 
@@ -204,11 +204,7 @@ class Assessment:
         return _serde.load_record(cls, data)
 
 
-_new = object.__new__
-_T = TypeVar("_T")
-
-
-def _draft(cls: type[_T]) -> type[_T]:
+def _draft(cls: type) -> Callable[[], Any]:
     """A subclass of the frozen, slotted attrs class `cls` whose instances can be filled in.
 
     It adds no slot, so its instances have `cls`'s layout, and it has `object`'s
@@ -219,6 +215,7 @@ def _draft(cls: type[_T]) -> type[_T]:
     """
     namespace = {
         "__slots__": (),
+        "__init__": object.__init__,  # `Draft()`: allocated without a Python-level call
         "__setattr__": object.__setattr__,
         "__delattr__": object.__delattr__,
         "__doc__": f"A {cls.__name__} being filled in (see `_draft`).",
@@ -239,7 +236,7 @@ def make_contribution(
     builds many contributions per assessment, and the checks would double its cost. The
     result is an ordinary `Contribution`, equal to `Contribution(dimension=..., ...)`.
     """
-    made: Any = _new(_CONTRIBUTION_DRAFT)
+    made: Any = _CONTRIBUTION_DRAFT()
     made.dimension = dimension
     made.points = points
     made.reason = reason
@@ -264,7 +261,7 @@ def make_assessment(
 
     Only for the scoring engine, whose scores are bounded by construction.
     """
-    made: Any = _new(_ASSESSMENT_DRAFT)
+    made: Any = _ASSESSMENT_DRAFT()
     made.threat = threat
     made.machine = machine
     made.user = user
