@@ -34,7 +34,15 @@ if TYPE_CHECKING:
     from fido.scoring._history import History
     from fido.scoring._policy import Policy
 
-__all__ = ["Context", "apportion", "canonical", "contribution", "printable", "subject_key"]
+__all__ = [
+    "Context",
+    "apportion",
+    "canonical",
+    "contribution",
+    "describe",
+    "printable",
+    "subject_key",
+]
 
 F = TypeVar("F", Reputation, HostContext, UserContext)
 
@@ -54,7 +62,8 @@ def subject_key(subject: Subject | None) -> str:
     return f"user:{subject.key}"
 
 
-def _describe(subject: Subject | None) -> str:
+def describe(subject: Subject | None) -> str:
+    """A subject for an explanation; indicators defanged, since people read this."""
     if type(subject) is Observable:
         text = subject.defanged()
         return text if text.isprintable() else printable(text)
@@ -252,7 +261,7 @@ class Context:
         """
         text = self.described.get(key)
         if text is None:
-            text = self.described[key] = _describe(subject)
+            text = self.described[key] = describe(subject)
         return text
 
     def keys_of(self, host: Host) -> tuple[str, ...]:
@@ -264,7 +273,7 @@ class Context:
         found = self.host_contexts
         if not found:
             return []
-        keys = self.keys_of(host)
+        keys = self.host_keys if host is self.last_host else host.keys
         if not keys:
             return []
         if len(found) == 1 and found[0].subject is host:  # the usual case

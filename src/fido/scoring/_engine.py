@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Final
 
@@ -95,7 +95,9 @@ def assess(
             else escapes).
     """
     moment: object = now  # checked: callers outside mypy pass anything
-    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+    if (type(moment) is not datetime or moment.tzinfo is not UTC) and (
+        not isinstance(moment, datetime) or moment.utcoffset() is None
+    ):  # (a plain datetime in UTC is aware: the usual case, answered without a call)
         raise ScoringError("now is a datetime with a UTC offset", incident_id=_id(incident))
     rule: object = None
     try:

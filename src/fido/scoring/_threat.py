@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from math import floor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
-from fido.scoring._context import Context, apportion, canonical, contribution, printable
+from fido.scoring._context import (
+    Context,
+    apportion,
+    canonical,
+    contribution,
+    describe,
+    printable,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fido._event import Event
     from fido._observable import Observable
+    from fido.scoring._compiled import Compiled
 
 __all__ = ["RULES"]
 
@@ -46,69 +57,62 @@ def category(ctx: Context, out: list[Contribution]) -> None:
     out.append(contribution(THREAT, points, reason, detector, rule))
 
 
-Weights = dict[tuple[Verdict, Reliability], tuple[float, int, str, str]]
+Weights = dict[Verdict, dict[Reliability, tuple[float, int, str, str]]]
 
 
-def _reason(described: str, finding: Reputation, source: str, said: str, alike: int) -> str:
-    """`source: subject is verdict (reliability X, details)`, without the decay."""
-    details = said
-    if finding.detections is not None and finding.total is not None:
-        details = f"{said}, {finding.detections}/{finding.total}"
-    elif finding.score is not None:
-        details = f"{said}, score {finding.score}"
-    label = finding.label
-    if label:
-        details = f"{details}, {label if label.isprintable() else printable(label)}"
-    if alike > 1:
-        details = f"{details}, the strongest of its {alike} findings on it"
-    return f"{source}: {described} {details})"
-
-
-def _strongest(
-    findings: list[Reputation], weights: Weights
-) -> list[tuple[float, str, Reputation, int]]:
+def _strongest(findings: list[Reputation], weights: Weights) -> list[list[Any]]:
     """Per source, its strongest finding: a source does not corroborate itself.
 
-    Returns `(-weighted points, source, finding, how many findings the source gave)`,
+    Returns `[-weighted points, source, finding, how many findings the source gave]`,
     strongest first, sources in name order among equals. When one source gave two
     equally strong findings, the one first in canonical order (by content) counts, so
     that the arrival order does not matter.
     """
-    best: dict[str, list[Any]] = {}
+    if len(findings) == 2:  # the usual case: two sources agree (or not)
+        one, two = findings
+        if one.source != two.source:
+            first = [-weights[one.verdict][one.reliability][0], one.source, one, 1]
+            second = [-weights[two.verdict][two.reliability][0], two.source, two, 1]
+            return [first, second] if first < second else [second, first]
+    ranked: list[list[Any]] = []
+    by_source: dict[str, list[Any]] = {}
     for finding in findings:
-        points = weights[finding.verdict, finding.reliability][0]
-        seen = best.get(finding.source)
+        weight = -weights[finding.verdict][finding.reliability][0]
+        source = finding.source
+        seen = by_source.get(source)
         if seen is None:
-            best[finding.source] = [points, finding, 1]
+            by_source[source] = entry = [weight, source, finding, 1]
+            ranked.append(entry)
             continue
-        seen[2] += 1
-        if points > seen[0] or (points == seen[0] and canonical([seen[1], finding])[0] is finding):
-            seen[0], seen[1] = points, finding
-    return sorted(
-        [(-points, source, finding, alike) for source, (points, finding, alike) in best.items()]
-    )
+        seen[3] += 1
+        if weight < seen[0] or (weight == seen[0] and canonical([seen[2], finding])[0] is finding):
+            seen[0], seen[2] = weight, finding
+    ranked.sort()  # sources differ: the findings themselves are never compared
+    return ranked
 
 
-def _corroborated(
-    ctx: Context, key: str, findings: list[Reputation], out: list[Contribution]
-) -> None:
-    """Several findings on one subject: the strongest source in full, the others decayed."""
-    compiled = ctx.compiled
-    weights = compiled.reputation
-    ranked = _strongest(findings, weights)
+def _corroborated(compiled: Compiled, findings: list[Reputation]) -> list[list[Any]]:
+    """Several findings on one subject: `[points, source, finding, alike]` per source.
+
+    Strongest first (see `_strongest`). The strongest source counts in full and the one
+    at rank `n` for `decay ** n` of its weighted points, apportioned so that the points
+    add up to the rounded sum.
+    """
+    ranked = _strongest(findings, compiled.reputation)
     count = len(ranked)
     factors = compiled.decay if count <= len(compiled.decay) else compiled.decays(count)
-    shares = apportion([-item[0] * factor for item, factor in zip(ranked, factors, strict=False)])
-    for rank, share in enumerate(shares):
-        if share:
-            _, source, finding, alike = ranked[rank]
-            said, rule = weights[finding.verdict, finding.reliability][2:]
-            if not source.isprintable():
-                source = printable(source)
-            reason = _reason(ctx.describe(key, finding.subject), finding, source, said, alike)
-            if rank:
-                reason += compiled.corroborating(rank)
-            out.append(contribution(THREAT, share, reason, source, rule))
+    if count == 2:  # the usual case, without a comprehension (a function object per call)
+        first, second = ranked
+        one, two = -first[0] * factors[0], -second[0] * factors[1]
+        if round(one + two) == floor(one) + floor(two):  # what `apportion` gives then
+            first[0], second[0] = floor(one), floor(two)
+            return ranked
+        values = [one, two]
+    else:
+        values = [-entry[0] * factor for entry, factor in zip(ranked, factors, strict=False)]
+    for entry, share in zip(ranked, apportion(values), strict=True):
+        entry[0] = share
+    return ranked
 
 
 def reputation(ctx: Context, out: list[Contribution]) -> None:
@@ -117,31 +121,51 @@ def reputation(ctx: Context, out: list[Contribution]) -> None:
     Per subject each source counts once, with its strongest finding. The strongest
     source counts in full and each further one for `decay ** n` of its points:
     agreement raises the score, with diminishing returns. Subjects come in key order.
+    Each reason reads `source: subject is verdict (reliability X, details)`.
     """
     table = ctx.reputations
     if not table:
         return
-    weights = ctx.compiled.reputation
-    for key in sorted(table) if len(table) > 1 else table:
-        findings = table[key]
-        if len(findings) > 1:
-            _corroborated(ctx, key, findings, out)
-            continue
-        finding = findings[0]
-        _, points, said, rule = weights[finding.verdict, finding.reliability]
-        if points:
+    compiled = ctx.compiled
+    weights = compiled.reputation
+    for key, findings in sorted(table.items()) if len(table) > 1 else table.items():
+        if len(findings) == 1:
+            finding = findings[0]
+            points = weights[finding.verdict][finding.reliability][1]
+            if not points:
+                continue
+            counted: Sequence[Sequence[Any]] = ((points, None, finding, 1),)
+        else:
+            counted = _corroborated(compiled, findings)
+        described = None  # the first finding that counts names the subject
+        for rank, (points, _, finding, alike) in enumerate(counted):
+            if not points:
+                continue
+            if described is None:
+                described = ctx.described[key] = describe(finding.subject)
+            _, _, details, rule = weights[finding.verdict][finding.reliability]
             source = finding.source
             if not source.isprintable():
                 source = printable(source)
-            reason = _reason(ctx.describe(key, finding.subject), finding, source, said, 1)
+            if finding.detections is not None and finding.total is not None:
+                details = f"{details}, {finding.detections}/{finding.total}"
+            elif finding.score is not None:
+                details = f"{details}, score {finding.score}"
+            label = finding.label
+            if label:
+                details = f"{details}, {label if label.isprintable() else printable(label)}"
+            if alike > 1:
+                details = f"{details}, the strongest of its {alike} findings on it"
+            reason = f"{source}: {described} {details})"
+            if rank:
+                texts = compiled.corroborations
+                reason += texts[rank] if rank < len(texts) else compiled.corroborating(rank)
             out.append(contribution(THREAT, points, reason, source, rule))
 
 
 def _shared(ctx: Context, first: Event, second: Event) -> bool:
     """Whether two events name a common observable or host key."""
     one, two = first.host, second.host
-    if one is not None and one is two and ctx.keys_of(one):  # the usual case
-        return True
     mine = set(map(_KEY, first.observables))
     if one is not None:
         mine.update(ctx.keys_of(one))
@@ -157,7 +181,12 @@ def detectors(ctx: Context, out: list[Contribution]) -> None:
         return
     if len(events) == 2:  # the usual case: two events, and no sets to build
         first, second = events
-        if first.detector == second.detector or not _shared(ctx, first, second):
+        if first.detector == second.detector:
+            return
+        host = first.host  # usually both events' host, which answers at once
+        if (host is None or host is not second.host or not ctx.keys_of(host)) and not _shared(
+            ctx, first, second
+        ):
             return
         chosen = sorted([first.detector, second.detector])
         most = 2
@@ -194,7 +223,9 @@ def detectors(ctx: Context, out: list[Contribution]) -> None:
             if most < 2:
                 return
             chosen = min(names for names in seen.values() if len(names) == most)
-    points = ctx.compiled.detectors_for(most)
+    compiled = ctx.compiled
+    table = compiled.detector_points
+    points = table[most] if most < len(table) else compiled.detectors_for(most)
     if not points:
         return
     listed = ", ".join(chosen)
@@ -234,11 +265,14 @@ def sightings(ctx: Context, out: list[Contribution]) -> None:
     if not points:
         return
     times = "once" if best_count == 1 else f"{best_count} times"
+    described = ctx.described.get(best.key)  # usually described by the reputation rule
+    if described is None:
+        described = ctx.describe(best.key, best)
     out.append(
         contribution(
             THREAT,
             points,
-            f"{ctx.describe(best.key, best)} seen before ({times})",
+            f"{described} seen before ({times})",
             "history",
             "threat.sightings",
         )

@@ -11,7 +11,7 @@ from fido.scoring._context import Context, canonical, contribution, printable
 if TYPE_CHECKING:
     from fido._entities import User
     from fido._findings import UserContext
-    from fido.scoring._sections import UserPolicy, WordList
+    from fido.scoring._sections import UserPolicy
 
 __all__ = ["group_name", "user"]
 
@@ -59,27 +59,6 @@ def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution
     return None
 
 
-def _watched(
-    words: WordList, contexts: list[UserContext], *, title: bool, rule: str
-) -> Contribution | None:
-    pattern = words.pattern
-    if pattern is None or not words.points:
-        return None
-    for context in contexts:
-        text = context.title if title else context.department
-        match = None if text is None else pattern.search(text)
-        if match is not None:
-            label = "title" if title else "department"
-            return contribution(
-                USER,
-                words.points,
-                f"{label} {text!r} is watched ({match.group(0).lower()})",
-                _source(context),
-                rule,
-            )
-    return None
-
-
 def _states(policy: UserPolicy, contexts: list[UserContext], result: list[Contribution]) -> None:
     disabled = locked = service = None
     for c in contexts:
@@ -113,13 +92,24 @@ def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
             found = _privileged(policy, contexts)
             if found is not None:
                 result.append(found)
-        found = _watched(policy.titles, contexts, title=True, rule="user.titles")
-        if found is not None:
-            result.append(found)
-        found = _watched(policy.departments, contexts, title=False, rule="user.departments")
-        if found is not None:
-            result.append(found)
-        _states(policy, contexts, result)
+        # The first title (then department) with a listed word, in the contexts' order.
+        for search, points, title, label, rule in ctx.compiled.watched:
+            for context in contexts:
+                text = context.title if title else context.department
+                if text is None:
+                    continue
+                match = search(text)
+                if match is not None:
+                    source = context.source
+                    if not source.isprintable():
+                        source = printable(source)
+                    reason = f"{label} {text!r} is watched ({match.group(0).lower()})"
+                    result.append(contribution(USER, points, reason, source, rule))
+                    break
+        for c in contexts:  # the usual single context in no such state needs no call
+            if c.enabled is False or c.locked or c.service_account:
+                _states(policy, contexts, result)
+                break
     if policy.watch:
         names = {n for n in (account.name, account.upn, account.email) if n}
         groups: set[str] = set()
