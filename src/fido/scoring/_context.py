@@ -188,6 +188,7 @@ class Context:
         category: tuple[int, str, str, str] | None = None
         users: dict[str, User] = {}
         account: User | None = None  # the last account seen: events usually share one
+        account_key = ""
         host: Host | None = None
         one_host = True  # every event on the same Host object (or on none): the usual case
         for event in events:
@@ -202,7 +203,7 @@ class Context:
             user = event.user
             if user is not None and user is not account:
                 account = user
-                key = user.key
+                key = account_key = user.key
                 if key not in users:
                     users[key] = user
             on = event.host
@@ -242,7 +243,7 @@ class Context:
                 if isinstance(subject, Host):
                     host_contexts.append(finding)  # type: ignore[arg-type]
             elif isinstance(subject, User):
-                key = subject.key
+                key = account_key if subject is account else subject.key
                 on_user = user_contexts.get(key)
                 if on_user is None:
                     user_contexts[key] = [finding]  # type: ignore[list-item]

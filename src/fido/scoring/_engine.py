@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, Final
 
 from fido._assessment import Assessment, Contribution, Dimension, make_assessment
@@ -46,7 +45,6 @@ def combination(policy: Policy) -> str:
     return policy.compiled.combination
 
 
-_POINTS: Final = attrgetter("points")
 _BOUNDS: Final = {
     d: (f"{d.value} capped at 100", f"{d.value}.cap", f"{d.value} floored at 0", f"{d.value}.floor")
     for d in Dimension
@@ -105,18 +103,26 @@ def assess(
         found: list[Contribution] = []  # every contribution, in order: threat, machine, user
         for rule in THREAT_RULES:
             rule(context, found)
-        threat: int = sum(map(_POINTS, found))
+        # The sums are loops: `c.points` is a slot read, `sum(map(attrgetter(...)))` is
+        # a look-up by name per contribution.
+        threat = 0
+        for c in found:
+            threat += c.points
         if not 0 <= threat <= 100:
             threat = _bound(THREAT, threat, found)
         rule = _machine.machine
         dimension = _machine.machine(context)
-        machine: int = sum(map(_POINTS, dimension))
+        machine = 0
+        for c in dimension:
+            machine += c.points
         found += dimension
         if not 0 <= machine <= 100:
             machine = _bound(MACHINE, machine, found)
         rule = _user.user
         dimension = _user.user(context)
-        user: int = sum(map(_POINTS, dimension))
+        user = 0
+        for c in dimension:
+            user += c.points
         found += dimension
         if not 0 <= user <= 100:
             user = _bound(USER, user, found)

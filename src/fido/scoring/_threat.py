@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
+from fido._observable import Observable
 from fido.scoring._context import (
     Context,
     apportion,
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fido._event import Event
-    from fido._observable import Observable
     from fido.scoring._compiled import Compiled
 
 __all__ = ["RULES"]
@@ -63,36 +63,39 @@ Weights = dict[Verdict, dict[Reliability, tuple[float, int, str, str]]]
 def _strongest(findings: list[Reputation], weights: Weights) -> list[list[Any]]:
     """Per source, its strongest finding: a source does not corroborate itself.
 
-    Returns `[-weighted points, source, finding, how many findings the source gave]`,
-    strongest first, sources in name order among equals. When one source gave two
-    equally strong findings, the one first in canonical order (by content) counts, so
-    that the arrival order does not matter.
+    Returns `[-weighted points, source, finding, how many findings the source gave,
+    the finding's weights entry]`, strongest first, sources in name order among equals.
+    When one source gave two equally strong findings, the one first in canonical order
+    (by content) counts, so that the arrival order does not matter.
     """
     if len(findings) == 2:  # the usual case: two sources agree (or not)
         one, two = findings
         if one.source != two.source:
-            first = [-weights[one.verdict][one.reliability][0], one.source, one, 1]
-            second = [-weights[two.verdict][two.reliability][0], two.source, two, 1]
+            weighted = weights[one.verdict][one.reliability]
+            first = [-weighted[0], one.source, one, 1, weighted]
+            weighted = weights[two.verdict][two.reliability]
+            second = [-weighted[0], two.source, two, 1, weighted]
             return [first, second] if first < second else [second, first]
     ranked: list[list[Any]] = []
     by_source: dict[str, list[Any]] = {}
     for finding in findings:
-        weight = -weights[finding.verdict][finding.reliability][0]
+        weighted = weights[finding.verdict][finding.reliability]
+        weight = -weighted[0]
         source = finding.source
         seen = by_source.get(source)
         if seen is None:
-            by_source[source] = entry = [weight, source, finding, 1]
+            by_source[source] = entry = [weight, source, finding, 1, weighted]
             ranked.append(entry)
             continue
         seen[3] += 1
         if weight < seen[0] or (weight == seen[0] and canonical([seen[2], finding])[0] is finding):
-            seen[0], seen[2] = weight, finding
+            seen[0], seen[2], seen[4] = weight, finding, weighted
     ranked.sort()  # sources differ: the findings themselves are never compared
     return ranked
 
 
 def _corroborated(compiled: Compiled, findings: list[Reputation]) -> list[list[Any]]:
-    """Several findings on one subject: `[points, source, finding, alike]` per source.
+    """Several findings on one subject: `[points, source, finding, alike, weights]` each.
 
     Strongest first (see `_strongest`). The strongest source counts in full and the one
     at rank `n` for `decay ** n` of its weighted points, apportioned so that the points
@@ -128,22 +131,30 @@ def reputation(ctx: Context, out: list[Contribution]) -> None:
         return
     compiled = ctx.compiled
     weights = compiled.reputation
-    for key, findings in sorted(table.items()) if len(table) > 1 else table.items():
+    for key in sorted(table) if len(table) > 1 else table:
+        findings = table[key]
         if len(findings) == 1:
             finding = findings[0]
-            points = weights[finding.verdict][finding.reliability][1]
-            if not points:
+            weighted = weights[finding.verdict][finding.reliability]
+            if not weighted[1]:
                 continue
-            counted: Sequence[Sequence[Any]] = ((points, None, finding, 1),)
+            counted: Sequence[Sequence[Any]] = ((weighted[1], None, finding, 1, weighted),)
         else:
             counted = _corroborated(compiled, findings)
         described = None  # the first finding that counts names the subject
-        for rank, (points, _, finding, alike) in enumerate(counted):
+        for rank, (points, _, finding, alike, weighted) in enumerate(counted):
             if not points:
                 continue
             if described is None:
-                described = ctx.described[key] = describe(finding.subject)
-            _, _, details, rule = weights[finding.verdict][finding.reliability]
+                subject = finding.subject
+                if type(subject) is Observable:  # `describe`, without its call
+                    described = subject.defanged()
+                    if not described.isprintable():
+                        described = printable(described)
+                else:
+                    described = describe(subject)
+                ctx.described[key] = described
+            _, _, details, rule = weighted
             source = finding.source
             if not source.isprintable():
                 source = printable(source)
@@ -184,11 +195,15 @@ def detectors(ctx: Context, out: list[Contribution]) -> None:
         if first.detector == second.detector:
             return
         host = first.host  # usually both events' host, which answers at once
-        if (host is None or host is not second.host or not ctx.keys_of(host)) and not _shared(
-            ctx, first, second
-        ):
+        if (
+            host is None
+            or host is not second.host
+            or not (ctx.host_keys if host is ctx.last_host else host.keys)
+        ) and not _shared(ctx, first, second):
             return
-        chosen = sorted([first.detector, second.detector])
+        chosen = [first.detector, second.detector]
+        if chosen[1] < chosen[0]:
+            chosen.reverse()
         most = 2
     else:
         # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
@@ -314,13 +329,13 @@ def _ago(minutes: int) -> str:
     """Whole minutes as `format_duration` writes them (`2d3h`, `14h`, `45m`, `0s`)."""
     if not minutes:
         return "0s"
-    days, rest = divmod(minutes, 1440)
-    hours, minutes = divmod(rest, 60)
-    return (
-        (f"{days}d" if days else "")
-        + (f"{hours}h" if hours else "")
-        + (f"{minutes}m" if minutes else "")
-    )
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:  # no days: the usual case, in one f-string
+        if not hours:
+            return f"{minutes}m"
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d" + (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
 
 
 RULES: Final = (severity, category, reputation, detectors, sightings, host_history)

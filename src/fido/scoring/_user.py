@@ -103,7 +103,7 @@ def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
                     source = context.source
                     if not source.isprintable():
                         source = printable(source)
-                    reason = f"{label} {text!r} is watched ({match.group(0).lower()})"
+                    reason = f"{label} {text!r} is watched ({match[0].lower()})"
                     result.append(contribution(USER, points, reason, source, rule))
                     break
         for c in contexts:  # the usual single context in no such state needs no call
