@@ -206,7 +206,8 @@ def detectors(ctx: Context, out: list[Contribution]) -> None:
             chosen.reverse()
         most = 2
     else:
-        # Observable keys ("kind:value") and host keys (a name or an address) cannot clash.
+        # Each detector's observable keys ("kind:value") and host keys (names, addresses)
+        # in one set: a key in common corroborates, whichever kind it is.
         reported: dict[str, set[str]] = {}
         host, keys = ctx.last_host, ctx.host_keys
         for event in events:
