@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+import pickle
+import weakref
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
 from fido import Action, Assessment, Contribution, Decision, Dimension, InvalidRecord
-from fido._assessment import printable
+from fido._assessment import make_assessment, make_contribution, printable
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -49,6 +52,46 @@ def test_contribution() -> None:
         contribution("money", 1)
     with pytest.raises(InvalidRecord, match="integer"):
         Contribution(dimension=Dimension.USER, points=1.5, reason="", source="", rule="")  # type: ignore[arg-type]
+
+
+def test_the_trusted_constructors_build_ordinary_frozen_records() -> None:
+    """The scorer's unchecked constructors give records no one can tell from checked ones."""
+    checked = assessment()
+    made = make_assessment(
+        checked.threat,
+        checked.machine,
+        checked.user,
+        checked.total,
+        tuple(
+            make_contribution(c.dimension, c.points, c.reason, c.source, c.rule)
+            for c in checked.contributions
+        ),
+        checked.combination,
+        checked.policy,
+        checked.policy_version,
+        NOW,
+    )
+    assert type(made) is Assessment
+    assert all(type(c) is Contribution for c in made.contributions)
+    assert made == checked
+    assert hash(made.contributions) == hash(checked.contributions)
+    assert made.contributions == checked.contributions
+    assert repr(made) == repr(checked)
+    assert made.to_dict() == checked.to_dict()
+    assert pickle.loads(pickle.dumps(made)) == checked  # noqa: S301  # our own bytes
+    assert attrs.evolve(made, total=80).total == 80
+    assert weakref.ref(made)() is made
+    one = made.contributions[0]
+    assert weakref.ref(one)() is one
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        one.points = 99  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        del one.reason
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.total = 0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        one.extra = 1  # type: ignore[attr-defined]
+    assert not hasattr(one, "__dict__")
 
 
 def test_empty_assessment() -> None:

@@ -167,6 +167,8 @@ def test_try_parse() -> None:
         (K.URL, "http://[2001:db8::1]/", "hxxp://[2001:db8::1]/"),
         (K.EMAIL, "bob@corp.example", "bob[@]corp[.]example"),
         (K.SHA256, SHA256, SHA256),
+        (K.SHA1, "A" * 40, "a" * 40),
+        (K.MD5, "44d88612fea8a8f36de82e1278abb02f", "44d88612fea8a8f36de82e1278abb02f"),
         (K.FILENAME, "evil.exe", "evil.exe"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -204,19 +204,27 @@ class Assessment:
         return _serde.load_record(cls, data)
 
 
-_new = object.__new__
+def _draft(cls: type) -> Callable[[], Any]:
+    """A subclass of the frozen, slotted attrs class `cls` whose instances can be filled in.
 
-
-def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
-    """The setters of a frozen slotted attrs class's fields, in field order.
-
-    A slot's own descriptor sets it directly, past the class's frozen `__setattr__`: the
-    same store `object.__setattr__` makes, without its look-up by name on every call.
+    It adds no slot, so its instances have `cls`'s layout, and it has `object`'s
+    `__setattr__`, so that filling one in is a plain slot store each (the fastest store
+    CPython has; `cls`'s frozen `__setattr__` would refuse). Assigning `__class__ = cls`
+    then makes the instance an ordinary, frozen `cls`: CPython allows the assignment
+    because the layouts are the same. Nothing else ever sees a draft.
     """
-    return tuple(cls.__dict__[field.name].__set__ for field in attrs.fields(cls))
+    namespace = {
+        "__slots__": (),
+        "__init__": object.__init__,  # `Draft()`: allocated without a Python-level call
+        "__setattr__": object.__setattr__,
+        "__delattr__": object.__delattr__,
+        "__doc__": f"A {cls.__name__} being filled in (see `_draft`).",
+    }
+    return type(f"_{cls.__name__}Draft", (cls,), namespace)
 
 
-_DIMENSION, _POINTS, _REASON, _SOURCE, _RULE = _slot_setters(Contribution)
+_CONTRIBUTION_DRAFT: Final = _draft(Contribution)
+_ASSESSMENT_DRAFT: Final = _draft(Assessment)
 
 
 def make_contribution(
@@ -228,26 +236,14 @@ def make_contribution(
     builds many contributions per assessment, and the checks would double its cost. The
     result is an ordinary `Contribution`, equal to `Contribution(dimension=..., ...)`.
     """
-    made = _new(Contribution)
-    _DIMENSION(made, dimension)
-    _POINTS(made, points)
-    _REASON(made, reason)
-    _SOURCE(made, source)
-    _RULE(made, rule)
-    return made
-
-
-(
-    _THREAT,
-    _MACHINE,
-    _USER,
-    _TOTAL,
-    _CONTRIBUTIONS,
-    _COMBINATION,
-    _POLICY,
-    _POLICY_VERSION,
-    _ASSESSED_AT,
-) = _slot_setters(Assessment)
+    made: Any = _CONTRIBUTION_DRAFT()
+    made.dimension = dimension
+    made.points = points
+    made.reason = reason
+    made.source = source
+    made.rule = rule
+    made.__class__ = Contribution
+    return made  # type: ignore[no-any-return]
 
 
 def make_assessment(
@@ -265,17 +261,18 @@ def make_assessment(
 
     Only for the scoring engine, whose scores are bounded by construction.
     """
-    made = _new(Assessment)
-    _THREAT(made, threat)
-    _MACHINE(made, machine)
-    _USER(made, user)
-    _TOTAL(made, total)
-    _CONTRIBUTIONS(made, contributions)
-    _COMBINATION(made, combination)
-    _POLICY(made, policy)
-    _POLICY_VERSION(made, policy_version)
-    _ASSESSED_AT(made, assessed_at)
-    return made
+    made: Any = _ASSESSMENT_DRAFT()
+    made.threat = threat
+    made.machine = machine
+    made.user = user
+    made.total = total
+    made.contributions = contributions
+    made.combination = combination
+    made.policy = policy
+    made.policy_version = policy_version
+    made.assessed_at = assessed_at
+    made.__class__ = Assessment
+    return made  # type: ignore[no-any-return]
 
 
 @attrs.frozen(kw_only=True)

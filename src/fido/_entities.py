@@ -117,8 +117,12 @@ class Host:
         An EDR that reports `ws-042` (10.1.2.3) and an IDS that reports only 10.1.2.3
         speak of one machine. The MAC counts only when there is neither.
         """
-        found = tuple(k for k in (self.name, self.ip) if k is not None)
-        return found or ((self.mac,) if self.mac is not None else ())
+        name, ip = self.name, self.ip
+        if name is not None:
+            return (name,) if ip is None else (name, ip)
+        if ip is not None:
+            return (ip,)
+        return () if self.mac is None else (self.mac,)
 
     def observables(self) -> tuple[Observable, ...]:
         """The host's IP address as an observable, if it has one."""

@@ -48,6 +48,12 @@ _HASH_LENGTHS: Final = {
     ObservableKind.SHA256: 64,
 }
 _HASH_BY_LENGTH: Final = {length: kind for kind, length in _HASH_LENGTHS.items()}
+# Members for `defanged`, which explanations call often: `ObservableKind.URL` is a
+# look-up through the enum's metaclass each time, a module constant is not.
+_DOTTED: Final = frozenset({ObservableKind.DOMAIN, ObservableKind.IPV4})
+_IPV6: Final = ObservableKind.IPV6
+_EMAIL: Final = ObservableKind.EMAIL
+_URL: Final = ObservableKind.URL
 _HEX: Final = frozenset("0123456789abcdef")
 
 # Networks that are not worth an external look-up: private (RFC 1918, RFC 4193), shared
@@ -447,14 +453,16 @@ class Observable:
         but file names (`evil.py` reads as a domain).
         """
         kind = self.kind
-        if kind is ObservableKind.DOMAIN or kind is ObservableKind.IPV4:
+        if kind in _HASH_LENGTHS:  # hex digits only, checked: nothing to defang or escape
+            return self.value
+        if kind in _DOTTED:
             return self.value.replace(".", "[.]")
-        if kind is ObservableKind.IPV6:
+        if kind is _IPV6:
             return self.value.replace(":", "[:]")
-        if kind is ObservableKind.EMAIL:
+        if kind is _EMAIL:
             local, _, domain = self.value.rpartition("@")
             return f"{_escape(local)}[@]{domain.replace('.', '[.]')}"
-        if kind is ObservableKind.URL:
+        if kind is _URL:
             scheme, userinfo, hostport, rest = _hosts.url_parts(self.value)
             user, colon, _ = userinfo.partition(":")
             masked = f"{user}{':****' if colon else ''}@" if userinfo else ""

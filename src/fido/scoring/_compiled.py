@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from fnmatch import translate
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from fido._findings import Criticality, Reliability, Verdict
 from fido._severity import Severity
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import timedelta
 
     from fido.scoring._policy import Policy
@@ -28,6 +29,7 @@ HISTORY_RULES: Final = frozenset({"threat.sightings", "threat.host_history"})
 """The rules whose points come from history rather than from the incident itself."""
 
 _PRECOMPUTED: Final = 16
+Search: TypeAlias = "Callable[[str], re.Match[str] | None]"
 
 
 class GroupMatcher:
@@ -49,17 +51,22 @@ class Compiled:
 
     __slots__ = (
         "any_cidrs",
+        "any_hostnames",
         "asset_groups",
         "categories",
         "combination",
+        "corroborations",
         "criticality",
         "decay",
         "detector_points",
         "detectors",
+        "group_names",
         "host_history",
         "reputation",
         "severity",
         "sightings",
+        "sum",
+        "watched",
     )
 
     def __init__(self, policy: Policy) -> None:
@@ -72,19 +79,22 @@ class Compiled:
             name: (points, f"category {name}", f"threat.categories.{name}")
             for name, points in threat.categories.items()
         }
-        self.reputation: dict[tuple[Verdict, Reliability], tuple[float, int, str, str]] = {
-            (v, r): (
-                threat.verdicts[v] * threat.reliability[r],
-                round(threat.verdicts[v] * threat.reliability[r]),
-                f"is {v.value} (reliability {r.value}",
-                f"threat.verdicts.{v.value}",
-            )
+        self.reputation: dict[Verdict, dict[Reliability, tuple[float, int, str, str]]] = {
+            v: {
+                r: (
+                    threat.verdicts[v] * threat.reliability[r],
+                    round(threat.verdicts[v] * threat.reliability[r]),
+                    f"is {v.value} (reliability {r.value}",
+                    f"threat.verdicts.{v.value}",
+                )
+                for r in Reliability
+            }
             for v in Verdict
-            for r in Reliability
         }
-        """Per verdict and reliability: weighted points, rounded, reason text, rule."""
+        """Per verdict, then reliability: weighted points, rounded, reason text, rule."""
         self.detectors = threat.detectors
         self.decay: tuple[float, ...] = tuple(threat.decay**n for n in range(_PRECOMPUTED))
+        self.corroborations: tuple[str, ...] = tuple(map(_corroborating, self.decay))
         self.detector_points: tuple[int, ...] = tuple(
             _detector_points(threat.detectors, threat.decay, n) for n in range(_PRECOMPUTED)
         )
@@ -104,17 +114,45 @@ class Compiled:
         }
         self.asset_groups = tuple(GroupMatcher(g) for g in machine.asset_groups if g.points)
         self.any_cidrs = any(g.cidrs for g in self.asset_groups)
+        self.any_hostnames = any(g.patterns for g in self.asset_groups)
+        self.group_names = frozenset(name for g in self.asset_groups for name in g.groups)
+        """Every inventory group name an asset group matches: a host in none of them, and
+        with no ranges or name patterns in the policy, is in no asset group."""
+        self.watched: tuple[tuple[Search, int, bool, str, str], ...] = tuple(
+            (words.pattern.search, words.points, title, label, f"user.{label}s")
+            for words, title, label in (
+                (policy.user.titles, True, "title"),
+                (policy.user.departments, False, "department"),
+            )
+            if words.pattern is not None and words.points
+        )
+        """The word lists that can give points: `(search, points, on the title, label, rule)`."""
         self.combination = _combination(policy)
+        self.sum = policy.combine == "sum"
 
     def decay_of(self, rank: int) -> float:
         """`decay ** rank`."""
         return self.decay[rank] if rank < _PRECOMPUTED else self.decay[1] ** rank
+
+    def decays(self, count: int) -> tuple[float, ...]:
+        """`decay ** rank` for each rank below `count`."""
+        return tuple(map(self.decay_of, range(count)))
+
+    def corroborating(self, rank: int) -> str:
+        """What a reason says of a corroborating finding at `rank` (from 1): its decay."""
+        if rank < _PRECOMPUTED:
+            return self.corroborations[rank]
+        return _corroborating(self.decay_of(rank))
 
     def detectors_for(self, count: int) -> int:
         """The corroboration points for `count` independent detectors."""
         if count < _PRECOMPUTED:
             return self.detector_points[count]
         return _detector_points(self.detectors, self.decay[1], count)
+
+
+def _corroborating(decay: float) -> str:
+    return f", corroborating (x{decay:g})"
 
 
 def _detector_points(points: int, decay: float, count: int) -> int:

@@ -1,9 +1,9 @@
 """What the scoring rules read: the incident's facts, grouped once per assessment.
 
 The scorer runs tens of thousands of times a second, so everything a rule would otherwise
-recompute (the incident's observables, hosts and users, the highest severity, the best
-category, the findings grouped by subject) is gathered here in one pass over the events
-and one over the findings.
+recompute (the incident's hosts and users, the highest severity, the best category, the
+findings grouped by subject) is gathered here in one pass over the events and one over
+the findings.
 
 Findings arrive in any order and the assessment must not depend on it: the groups are
 put in a canonical order where order matters (by source, then by content), and every
@@ -34,14 +34,19 @@ if TYPE_CHECKING:
     from fido.scoring._history import History
     from fido.scoring._policy import Policy
 
-__all__ = ["Context", "apportion", "canonical", "contribution", "printable", "subject_key"]
+__all__ = [
+    "Context",
+    "apportion",
+    "canonical",
+    "contribution",
+    "describe",
+    "printable",
+    "subject_key",
+]
 
 F = TypeVar("F", Reputation, HostContext, UserContext)
 
-_REPUTATION: Final = 0
-_HOST: Final = 1
-_USER: Final = 2
-_KINDS: Final[dict[type, int]] = {Reputation: _REPUTATION, HostContext: _HOST, UserContext: _USER}
+_KINDS: Final = (Reputation, HostContext, UserContext)
 
 contribution = make_contribution
 
@@ -57,7 +62,8 @@ def subject_key(subject: Subject | None) -> str:
     return f"user:{subject.key}"
 
 
-def _describe(subject: Subject | None) -> str:
+def describe(subject: Subject | None) -> str:
+    """A subject for an explanation; indicators defanged, since people read this."""
     if type(subject) is Observable:
         text = subject.defanged()
         return text if text.isprintable() else printable(text)
@@ -107,10 +113,10 @@ def _source(finding: Finding) -> str:
     return finding.source
 
 
-def _kind(finding: object) -> int:
-    """The kind of a finding, for subclasses of the finding types too."""
-    for cls, kind in _KINDS.items():
-        if isinstance(finding, cls):
+def _kind(finding: object) -> type:
+    """The finding type of a finding, for subclasses of the finding types too."""
+    for kind in _KINDS:
+        if isinstance(finding, kind):
             return kind
     raise ScoringError(
         "findings are Reputation, HostContext or UserContext records, "
@@ -131,14 +137,12 @@ class Context:
         now: The time of the assessment.
         top: The event with the highest severity (the first of those), if any.
         category: The best category as `(points, reason, rule, detector)`, if any scores.
-        observables: The incident's observables by key (`Observable.key`), in first-seen
-            order.
         hosts: The incident's hosts (`Incident.hosts`).
         last_host: The last host the events name (usually the only one), if any.
         host_keys: Its keys (`Host.keys`), worked out once.
         users: The incident's users by account key (`User.key`), the first seen of each.
         reputations: Reputation findings by subject key (each subject's own order).
-        host_contexts: HostContext findings under every key of their host.
+        host_contexts: HostContext findings on a host (see `host_findings`).
         user_contexts: UserContext findings by account key.
         described: Subjects described so far, by key (see `describe`).
     """
@@ -155,7 +159,6 @@ class Context:
         "incident",
         "last_host",
         "now",
-        "observables",
         "policy",
         "reputations",
         "top",
@@ -183,9 +186,9 @@ class Context:
         top: Event | None = None
         top_rank = -1
         category: tuple[int, str, str, str] | None = None
-        observables: dict[str, Observable] = {}
         users: dict[str, User] = {}
         account: User | None = None  # the last account seen: events usually share one
+        account_key = ""
         host: Host | None = None
         one_host = True  # every event on the same Host object (or on none): the usual case
         for event in events:
@@ -197,37 +200,34 @@ class Context:
                 found = categories.get(name)
                 if found is not None and (category is None or found[0] > category[0]):
                     category = (*found, event.detector)
-            for observable in event.observables:
-                key = observable.key  # strings hash in C; an Observable's hash is Python
-                if key not in observables:
-                    observables[key] = observable
-            if event.user is not None and event.user is not account:
-                account = event.user
-                key = account.key
+            user = event.user
+            if user is not None and user is not account:
+                account = user
+                key = account_key = user.key
                 if key not in users:
-                    users[key] = account
-            if event.host is not None and event.host is not host:
+                    users[key] = user
+            on = event.host
+            if on is not None and on is not host:
                 one_host = host is None
-                host = event.host
+                host = on
         self.top = top
         self.category = category
-        self.observables = observables
         self.users = users
         if one_host:
             self.hosts: tuple[Host, ...] = () if host is None else (host,)
         else:
             self.hosts = incident.hosts
         self.last_host = host
-        keys = self.host_keys = () if host is None else host.keys
+        self.host_keys: tuple[str, ...] = () if host is None else host.keys
         reputations: dict[str, list[Reputation]] = {}
-        host_contexts: dict[str, list[HostContext]] = {}
+        host_contexts: list[HostContext] = []
         user_contexts: dict[str, list[UserContext]] = {}
         for finding in findings:
-            kind = _KINDS.get(type(finding))
-            if kind is None:
-                kind = _kind(finding)
+            kind = type(finding)
+            if kind not in _KINDS:
+                kind = _kind(finding)  # a subclass of a finding type, or not a finding
             subject = finding.subject
-            if kind == _REPUTATION:
+            if kind is Reputation:
                 if type(subject) is Observable:
                     key = subject.key
                 elif subject is None:  # each source's unnamed verdicts stand alone
@@ -239,16 +239,11 @@ class Context:
                     reputations[key] = [finding]  # type: ignore[list-item]
                 else:
                     group.append(finding)  # type: ignore[arg-type]
-            elif kind == _HOST:
+            elif kind is HostContext:
                 if isinstance(subject, Host):
-                    for key in keys if subject is host else subject.keys:
-                        on_host = host_contexts.get(key)
-                        if on_host is None:
-                            host_contexts[key] = [finding]  # type: ignore[list-item]
-                        else:
-                            on_host.append(finding)  # type: ignore[arg-type]
+                    host_contexts.append(finding)  # type: ignore[arg-type]
             elif isinstance(subject, User):
-                key = subject.key
+                key = account_key if subject is account else subject.key
                 on_user = user_contexts.get(key)
                 if on_user is None:
                     user_contexts[key] = [finding]  # type: ignore[list-item]
@@ -260,10 +255,14 @@ class Context:
         self.described: dict[str, str] = {}
 
     def describe(self, key: str, subject: Subject | None) -> str:
-        """A subject for an explanation; indicators defanged, since people read this."""
+        """A subject for an explanation; indicators defanged, since people read this.
+
+        Described once per key and assessment: the first subject described under a key
+        gives the text.
+        """
         text = self.described.get(key)
         if text is None:
-            text = self.described[key] = _describe(subject)
+            text = self.described[key] = describe(subject)
         return text
 
     def keys_of(self, host: Host) -> tuple[str, ...]:
@@ -272,14 +271,16 @@ class Context:
 
     def host_findings(self, host: Host) -> list[HostContext]:
         """The HostContext findings on any of the host's keys, in canonical order."""
-        table = self.host_contexts
-        if not table:
+        found = self.host_contexts
+        if not found:
             return []
-        keys = self.keys_of(host)
-        if len(keys) == 1:
-            return canonical(table.get(keys[0], []))
-        found: dict[int, HostContext] = {}
-        for key in keys:
-            for finding in table.get(key, ()):
-                found.setdefault(id(finding), finding)
-        return canonical(list(found.values()))
+        keys = self.host_keys if host is self.last_host else host.keys
+        if not keys:
+            return []
+        if len(found) == 1 and found[0].subject is host:  # the usual case
+            return found
+        return canonical([f for f in found if f.subject is host or self._shares(f, keys)])
+
+    def _shares(self, finding: HostContext, keys: tuple[str, ...]) -> bool:
+        subject: Host = finding.subject  # type: ignore[assignment]  # checked in __init__
+        return not set(keys).isdisjoint(self.keys_of(subject))

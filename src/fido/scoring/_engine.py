@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from operator import attrgetter
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from fido._assessment import Assessment, Contribution, Dimension, make_assessment
@@ -22,12 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["assess", "combination", "combine"]
 
 THREAT_RULES: Final = _threat.RULES
-RULES: Final = (
-    (Dimension.THREAT, _threat.RULES),
-    (Dimension.MACHINE, (_machine.machine,)),
-    (Dimension.USER, (_user.user,)),
-)
-"""Every rule, by dimension, in the order they run."""
+"""The threat rules, in the order they run; each appends its contributions to a list."""
+THREAT: Final = Dimension.THREAT
+MACHINE: Final = Dimension.MACHINE
+USER: Final = Dimension.USER
 
 
 def combine(policy: Policy, threat: int, machine: int, user: int) -> int:
@@ -48,23 +45,19 @@ def combination(policy: Policy) -> str:
     return policy.compiled.combination
 
 
-_POINTS: Final = attrgetter("points")
 _BOUNDS: Final = {
     d: (f"{d.value} capped at 100", f"{d.value}.cap", f"{d.value} floored at 0", f"{d.value}.floor")
     for d in Dimension
 }
 
 
-def _bounded(dimension: Dimension, contributions: list[Contribution]) -> int:
-    """Sum one dimension's contributions; add a cap or floor as a contribution of its own."""
-    points: int = sum(map(_POINTS, contributions))
-    if 0 <= points <= 100:
-        return points
+def _bound(dimension: Dimension, points: int, found: list[Contribution]) -> int:
+    """Cap or floor a dimension's `points` (outside 0-100), as a contribution of its own."""
     capped, cap, floored, floor = _BOUNDS[dimension]
     if points > 100:
-        contributions.append(contribution(dimension, 100 - points, capped, "policy", cap))
+        found.append(contribution(dimension, 100 - points, capped, "policy", cap))
         return 100
-    contributions.append(contribution(dimension, -points, floored, "policy", floor))
+    found.append(contribution(dimension, -points, floored, "policy", floor))
     return 0
 
 
@@ -100,21 +93,39 @@ def assess(
             else escapes).
     """
     moment: object = now  # checked: callers outside mypy pass anything
-    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+    if (type(moment) is not datetime or moment.tzinfo is not UTC) and (
+        not isinstance(moment, datetime) or moment.utcoffset() is None
+    ):  # (a plain datetime in UTC is aware: the usual case, answered without a call)
         raise ScoringError("now is a datetime with a UTC offset", incident_id=_id(incident))
     rule: object = None
     try:
         context = Context(incident, findings, history, policy, now)
-        threat_found: list[Contribution] = []
+        found: list[Contribution] = []  # every contribution, in order: threat, machine, user
         for rule in THREAT_RULES:
-            threat_found += rule(context)
-        threat = _bounded(Dimension.THREAT, threat_found)
+            rule(context, found)
+        # The sums are loops: `c.points` is a slot read, `sum(map(attrgetter(...)))` is
+        # a look-up by name per contribution.
+        threat = 0
+        for c in found:
+            threat += c.points
+        if not 0 <= threat <= 100:
+            threat = _bound(THREAT, threat, found)
         rule = _machine.machine
-        machine_found = _machine.machine(context)
-        machine = _bounded(Dimension.MACHINE, machine_found)
+        dimension = _machine.machine(context)
+        machine = 0
+        for c in dimension:
+            machine += c.points
+        found += dimension
+        if not 0 <= machine <= 100:
+            machine = _bound(MACHINE, machine, found)
         rule = _user.user
-        user_found = _user.user(context)
-        user = _bounded(Dimension.USER, user_found)
+        dimension = _user.user(context)
+        user = 0
+        for c in dimension:
+            user += c.points
+        found += dimension
+        if not 0 <= user <= 100:
+            user = _bound(USER, user, found)
     except ScoringError as exc:
         raise ScoringError(
             exc.message, rule=exc.rule or "context", incident_id=_id(incident)
@@ -126,13 +137,20 @@ def assess(
             rule=name,
             incident_id=_id(incident),
         ) from exc
+    compiled = policy.compiled
+    if compiled.sum:
+        total = threat + machine + user
+        if total > 100:
+            total = 100
+    else:
+        total = combine(policy, threat, machine, user)
     return make_assessment(
         threat,
         machine,
         user,
-        combine(policy, threat, machine, user),
-        (*threat_found, *machine_found, *user_found),
-        policy.compiled.combination,
+        total,
+        tuple(found),
+        compiled.combination,
         policy.name,
         policy.version,
         now,

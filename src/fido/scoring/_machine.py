@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from fido._entities import Host
     from fido._findings import Criticality, HostContext
     from fido.scoring._compiled import GroupMatcher
-    from fido.scoring._sections import MachinePolicy
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -26,90 +25,75 @@ __all__ = ["machine"]
 MACHINE: Final = Dimension.MACHINE
 
 
-class _Facts:
-    """The worst-case facts of one host, each with the source that reported it."""
+def _inventory(
+    ctx: Context, contexts: list[HostContext], result: list[Contribution]
+) -> dict[str, str]:
+    """Append what the inventories say of a host; return its groups (folded) and sources.
 
-    __slots__ = (
-        "critical",
-        "criticality",
-        "groups",
-        "high",
-        "not_installed",
-        "not_running",
-        "server",
-        "unmanaged",
-    )
-
-    def __init__(self, contexts: list[HostContext]) -> None:
-        self.criticality: tuple[Criticality, str] | None = None
-        self.server: str | None = None
-        self.unmanaged: str | None = None
-        self.not_installed: str | None = None
-        self.not_running: str | None = None
-        self.critical: tuple[int, str] = (0, "")
-        self.high: tuple[int, str] = (0, "")
-        self.groups: dict[str, str] = {}
-        for c in contexts:
-            source = c.source
-            if not source.isprintable():
-                source = printable(source)
-            level = c.criticality
-            if level is not None and (
-                self.criticality is None or level.rank > self.criticality[0].rank
-            ):
-                self.criticality = (level, source)
-            if c.is_server and self.server is None:
-                self.server = source
-            if c.managed is False and self.unmanaged is None:
-                self.unmanaged = source
-            if c.av_installed is False and self.not_installed is None:
-                self.not_installed = source
-            if c.av_running is False and self.not_running is None:
-                self.not_running = source
-            if (
-                c.missing_critical_patches is not None
-                and c.missing_critical_patches > self.critical[0]
-            ):
-                self.critical = (c.missing_critical_patches, source)
-            if c.missing_high_patches is not None and c.missing_high_patches > self.high[0]:
-                self.high = (c.missing_high_patches, source)
-            for group in c.groups:
-                self.groups.setdefault(group.casefold(), source)
-
-
-def _posture(policy: MachinePolicy, facts: _Facts, result: list[Contribution]) -> None:
-    if facts.not_installed is not None and policy.av_not_installed:
-        result.append(
-            contribution(
-                MACHINE,
-                policy.av_not_installed,
-                "antivirus not installed",
-                facts.not_installed,
-                "machine.posture.av_not_installed",
-            )
-        )
-    elif facts.not_running is not None and policy.av_not_running:
-        result.append(
-            contribution(
-                MACHINE,
-                policy.av_not_running,
-                "antivirus not running",
-                facts.not_running,
-                "machine.posture.av_not_running",
-            )
-        )
+    The facts are merged worst case first (see the module's docstring), each with the
+    (escaped) source that reported it.
+    """
+    criticality: tuple[Criticality, str] | None = None
+    server: str | None = None
+    unmanaged: str | None = None
+    not_installed: str | None = None
+    not_running: str | None = None
+    critical: tuple[int, str] = (0, "")
+    high: tuple[int, str] = (0, "")
+    groups: dict[str, str] = {}
+    for c in contexts:
+        source = c.source
+        if not source.isprintable():
+            source = printable(source)
+        level = c.criticality
+        if level is not None and (criticality is None or level.rank > criticality[0].rank):
+            criticality = (level, source)
+        if c.is_server and server is None:
+            server = source
+        if c.managed is False and unmanaged is None:
+            unmanaged = source
+        if c.av_installed is False and not_installed is None:
+            not_installed = source
+        if c.av_running is False and not_running is None:
+            not_running = source
+        count = c.missing_critical_patches
+        if count is not None and count > critical[0]:
+            critical = (count, source)
+        count = c.missing_high_patches
+        if count is not None and count > high[0]:
+            high = (count, source)
+        for group in c.groups:
+            groups.setdefault(group.casefold(), source)
+    policy = ctx.policy.machine
+    if criticality is not None:
+        level, source = criticality
+        points, reason, rule = ctx.compiled.criticality[level]
+        if points:
+            result.append(contribution(MACHINE, points, reason, source, rule))
+    if server is not None and policy.server:
+        result.append(contribution(MACHINE, policy.server, "a server", server, "machine.server"))
+    if unmanaged is not None and policy.unmanaged:
+        reason, rule = "not managed by IT", "machine.unmanaged"
+        result.append(contribution(MACHINE, policy.unmanaged, reason, unmanaged, rule))
+    if not_installed is not None and policy.av_not_installed:
+        reason, rule = "antivirus not installed", "machine.posture.av_not_installed"
+        result.append(contribution(MACHINE, policy.av_not_installed, reason, not_installed, rule))
+    elif not_running is not None and policy.av_not_running:
+        reason, rule = "antivirus not running", "machine.posture.av_not_running"
+        result.append(contribution(MACHINE, policy.av_not_running, reason, not_running, rule))
     tier = policy.critical_patches
-    count, source = facts.critical
+    count, source = critical
     if count >= tier.min and tier.points:
         reason = f"{count} missing critical patches (>= {tier.min})"
         rule = "machine.posture.critical_patches"
         result.append(contribution(MACHINE, tier.points, reason, source, rule))
     tier = policy.high_patches
-    count, source = facts.high
+    count, source = high
     if count >= tier.min and tier.points:
         reason = f"{count} missing high patches (>= {tier.min})"
         rule = "machine.posture.high_patches"
         result.append(contribution(MACHINE, tier.points, reason, source, rule))
+    return groups
 
 
 def _group_reason(
@@ -132,46 +116,20 @@ def _group_reason(
 
 
 def _host(ctx: Context, host: Host) -> list[Contribution]:
-    policy = ctx.policy.machine
     compiled = ctx.compiled
     contexts = ctx.host_findings(host)
     result: list[Contribution] = []
-    groups: dict[str, str] = {}
-    if not contexts:
-        if policy.unknown:
-            result.append(
-                contribution(
-                    MACHINE,
-                    policy.unknown,
-                    f"host {printable(host.key)} is not in any inventory",
-                    "policy",
-                    "machine.unknown",
-                )
-            )
+    if contexts:
+        groups = _inventory(ctx, contexts, result)
     else:
-        facts = _Facts(contexts)
-        groups = facts.groups
-        if facts.criticality is not None:
-            level, source = facts.criticality
-            points, reason, rule = compiled.criticality[level]
-            if points:
-                result.append(contribution(MACHINE, points, reason, source, rule))
-        if facts.server is not None and policy.server:
-            result.append(
-                contribution(MACHINE, policy.server, "a server", facts.server, "machine.server")
-            )
-        if facts.unmanaged is not None and policy.unmanaged:
-            result.append(
-                contribution(
-                    MACHINE,
-                    policy.unmanaged,
-                    "not managed by IT",
-                    facts.unmanaged,
-                    "machine.unmanaged",
-                )
-            )
-        _posture(policy, facts, result)
-    if compiled.asset_groups:
+        groups = {}
+        unknown = ctx.policy.machine.unknown
+        if unknown:
+            reason = f"host {printable(host.key)} is not in any inventory"
+            result.append(contribution(MACHINE, unknown, reason, "policy", "machine.unknown"))
+    if compiled.asset_groups and (
+        compiled.any_cidrs or compiled.any_hostnames or not compiled.group_names.isdisjoint(groups)
+    ):
         address = (
             ipaddress.ip_address(host.ip) if compiled.any_cidrs and host.ip is not None else None
         )

@@ -11,7 +11,7 @@ from fido.scoring._context import Context, canonical, contribution, printable
 if TYPE_CHECKING:
     from fido._entities import User
     from fido._findings import UserContext
-    from fido.scoring._sections import UserPolicy, WordList
+    from fido.scoring._sections import UserPolicy
 
 __all__ = ["group_name", "user"]
 
@@ -33,6 +33,11 @@ def group_name(text: str) -> str:
     return _ESCAPE.sub(r"\1", match.group(1)).strip().casefold()
 
 
+def _source(context: UserContext) -> str:
+    source = context.source
+    return source if source.isprintable() else printable(source)
+
+
 def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution | None:
     groups = policy.privileged_groups
     for context in contexts:
@@ -43,38 +48,13 @@ def _privileged(policy: UserPolicy, contexts: list[UserContext]) -> Contribution
                     USER,
                     policy.privileged,
                     f"member of {name}",
-                    printable(context.source),
+                    _source(context),
                     "user.privileged",
                 )
     for context in contexts:
         if context.privileged:
             return contribution(
-                USER,
-                policy.privileged,
-                "privileged account",
-                printable(context.source),
-                "user.privileged",
-            )
-    return None
-
-
-def _watched(
-    words: WordList, contexts: list[UserContext], *, title: bool, rule: str
-) -> Contribution | None:
-    pattern = words.pattern
-    if pattern is None or not words.points:
-        return None
-    for context in contexts:
-        text = context.title if title else context.department
-        match = None if text is None else pattern.search(text)
-        if match is not None:
-            label = "title" if title else "department"
-            return contribution(
-                USER,
-                words.points,
-                f"{label} {text!r} is watched ({match.group(0).lower()})",
-                printable(context.source),
-                rule,
+                USER, policy.privileged, "privileged account", _source(context), "user.privileged"
             )
     return None
 
@@ -83,22 +63,22 @@ def _states(policy: UserPolicy, contexts: list[UserContext], result: list[Contri
     disabled = locked = service = None
     for c in contexts:
         if c.enabled is False and disabled is None:
-            disabled = c.source
+            disabled = c
         if c.locked and locked is None:
-            locked = c.source
+            locked = c
         if c.service_account and service is None:
-            service = c.source
+            service = c
     if disabled is not None and policy.disabled:
         reason = "account is disabled, yet active"
         result.append(
-            contribution(USER, policy.disabled, reason, printable(disabled), "user.disabled")
+            contribution(USER, policy.disabled, reason, _source(disabled), "user.disabled")
         )
     if locked is not None and policy.locked:
         reason = "account is locked out"
-        result.append(contribution(USER, policy.locked, reason, printable(locked), "user.locked"))
+        result.append(contribution(USER, policy.locked, reason, _source(locked), "user.locked"))
     if service is not None and policy.service_account:
         points, rule = policy.service_account, "user.service_account"
-        result.append(contribution(USER, points, "a service account", printable(service), rule))
+        result.append(contribution(USER, points, "a service account", _source(service), rule))
 
 
 def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
@@ -112,13 +92,24 @@ def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
             found = _privileged(policy, contexts)
             if found is not None:
                 result.append(found)
-        found = _watched(policy.titles, contexts, title=True, rule="user.titles")
-        if found is not None:
-            result.append(found)
-        found = _watched(policy.departments, contexts, title=False, rule="user.departments")
-        if found is not None:
-            result.append(found)
-        _states(policy, contexts, result)
+        # The first title (then department) with a listed word, in the contexts' order.
+        for search, points, title, label, rule in ctx.compiled.watched:
+            for context in contexts:
+                text = context.title if title else context.department
+                if text is None:
+                    continue
+                match = search(text)
+                if match is not None:
+                    source = context.source
+                    if not source.isprintable():
+                        source = printable(source)
+                    reason = f"{label} {text!r} is watched ({match[0].lower()})"
+                    result.append(contribution(USER, points, reason, source, rule))
+                    break
+        for c in contexts:  # the usual single context in no such state needs no call
+            if c.enabled is False or c.locked or c.service_account:
+                _states(policy, contexts, result)
+                break
     if policy.watch:
         names = {n for n in (account.name, account.upn, account.email) if n}
         groups: set[str] = set()
