@@ -91,7 +91,7 @@ async def through_fido(base_url: str, subjects: list[Observable]) -> dict[str, A
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         stats = adapter.stats()
         learned = adapter.bucket.learned
-        clients = len(adapter.http._clients)  # noqa: SLF001 - the layout in use
+        clients = len(adapter.http._transports) or adapter.http.connections  # noqa: SLF001
     finally:
         await adapter.aclose()
     verdicts = sum(isinstance(r, Reputation) for r in results)

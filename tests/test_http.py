@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from fido._findings import Subject
+    from fido.adapters._http_wire import Wire
 
 T = TypeVar("T")
 KEY = "probe-Key-0123456789abcdef"
@@ -411,20 +412,50 @@ def test_a_ca_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) 
     assert ok._verify.verify_mode is ssl.CERT_REQUIRED
 
 
-def test_tls_is_verified_by_default_and_the_pools_share_one_context() -> None:
+def test_tls_is_verified_by_default_and_every_connection_shares_one_context() -> None:
     http = HttpClient(base_url="https://intel.example/", timeout=2.5, concurrency=20)
 
-    async def layout() -> list[httpx.AsyncClient]:
-        http._client()
-        return list(http._clients)
+    async def layout() -> tuple[Wire, Wire]:
+        http._setup()
+        return http._wire("https", "intel.example", 443), http._wire("https", "cdn.example", 443)
 
-    clients = run(http, layout)
+    wire, other = run(http, layout)
     assert isinstance(http._verify, ssl.SSLContext)
     assert http._verify.verify_mode is ssl.CERT_REQUIRED
     assert http._verify.check_hostname is True
-    assert len(clients) == math.ceil(20 / _http_client._POOL)  # several small pools
-    assert all(c.timeout.read == 2.5 and c.timeout.connect == 2.5 for c in clients)
-    assert all(c.headers["user-agent"] == f"fido/{fido.__version__}" for c in clients)
+    assert wire._ssl is http._verify
+    assert other._ssl is http._verify
+    assert (wire.timeout, wire.max_idle, wire.keepalive_expiry) == (2.5, 20, 5.0)
+    assert (b"User-Agent", f"fido/{fido.__version__}".encode()) in [
+        (name.title(), value) for name, value in http._plain_headers
+    ]
+
+
+def test_plain_http_loads_no_ca_bundle() -> None:
+    http = HttpClient(base_url="http://intel.example/", verify=True)
+
+    async def layout() -> Wire:
+        http._setup()
+        return http._wire("http", "intel.example", 80)
+
+    assert run(http, layout)._ssl is None
+    assert http._verify is True  # made only for an https connection
+
+
+def test_a_proxy_goes_through_several_small_httpx_pools() -> None:
+    http = HttpClient(
+        base_url="https://intel.example/", proxy="http://proxy.example:3128", concurrency=20
+    )
+
+    async def layout() -> list[httpx.AsyncBaseTransport]:
+        http._setup()
+        return list(http._transports)
+
+    transports = run(http, layout)
+    assert len(transports) == math.ceil(20 / _http_client._POOL)
+    assert all(isinstance(t, httpx.AsyncHTTPTransport) for t in transports)
+    assert isinstance(http._verify, ssl.SSLContext)
+    assert http._verify.verify_mode is ssl.CERT_REQUIRED
 
 
 # -- secrets ------------------------------------------------------------------------------

@@ -1,20 +1,30 @@
-"""`HttpClient`: requests to one service, with retries, several small pools, no leaked key.
+"""`HttpClient`: requests to one service, with retries, kept-alive connections, no leaked key.
 
 It sends requests: TLS verified by default (or against a CA bundle), a proxy, timeouts,
-keep-alive, the user agent `fido/<version>`, and retries (tenacity, kept private) on
-connect errors, timeouts, resets, 429, 500, 502, 503 and 504, with exponential back-off
-and jitter, `Retry-After` honoured (seconds or an HTTP date) and bounded attempts and
-total time; other 4xx are not retried. Requests go through several `httpx.AsyncClient`s
-with small pools, each request to the one with the fewest in flight: httpx 0.28's pool
-spends CPU that grows with the square of the connections in one pool (encode/httpx#3215),
-and checks each idle connection of a pool for every request it places, so 64 concurrent
-look-ups run as 16 pools of 4 and never queue inside a pool. Each retry first passes the
-optional `throttle` (the enricher's bucket: a retry is one more request against the
-quota, and a 429 pauses the bucket for its `Retry-After`), and every attempt, with its
-place under `concurrency` held, the optional `pace` (the bucket's rate learned from 429
-answers, `TokenBucket.admit`). A status a request calls `absent` is "not found" only if
-the optional `not_found` says it is the vendor's own answer; a 429 whose `quota` says a
+keep-alive, the user agent `fido/<version>` (with httpx's other default headers), no
+redirect followed, and retries (tenacity, kept private) on connect errors, timeouts,
+resets, 429, 500, 502, 503 and 504, with exponential back-off and jitter, `Retry-After`
+honoured (seconds or an HTTP date) and bounded attempts and total time; other 4xx are
+not retried. The first attempt runs without tenacity's machinery (most requests need
+no other); a retryable failure hands it over to tenacity, which goes on from attempt 2
+as if it had made the first. Each retry first passes the optional `throttle` (the
+enricher's bucket: a retry is one more request against the quota, and a 429 pauses the
+bucket for its `Retry-After`), and every attempt, with its place under `concurrency`
+held, the optional `pace` (the bucket's rate learned from 429 answers,
+`TokenBucket.admit`). A status a request calls `absent` is "not found" only if the
+optional `not_found` says it is the vendor's own answer; a 429 whose `quota` says a
 quota is spent carries the seconds until it resets (`HttpError.spent`).
+
+Requests go out three ways, with the same headers, URLs, bodies and timeouts: directly
+over `Wire` connections (`_http_wire`: asyncio and h11, one keep-alive pool per origin,
+which costs a fraction of the CPU of `httpx.AsyncClient` and its pool,
+encode/httpx#3215); through a proxy, over several `httpx.AsyncHTTPTransport`s with small
+pools (each request to the one with the fewest in flight); or through the `transport`
+a caller gives (tests give `httpx.MockTransport`). Requests are built as httpx builds
+them (`httpx.Request`, merged with `base_url` as `httpx.AsyncClient` does), except a GET
+of a plain relative path, whose target and headers are the same bytes made without
+parsing; answers are httpx's `httpx.Response`, decoded as httpx decodes them. No cookie
+is kept between requests.
 
 `fido.adapters._http` (the `HttpEnricher` base) re-exports what is public here.
 """
@@ -26,8 +36,10 @@ import contextlib
 import email.utils
 import importlib.util
 import json
+import logging
 import math
 import random
+import re
 import ssl
 import time
 from datetime import UTC, datetime
@@ -40,6 +52,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from fido._errors import ConfigurationError
 from fido._logging import get_logger
 from fido._version import __version__
+from fido.adapters._http_wire import Reply, Wire
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -47,11 +60,18 @@ if TYPE_CHECKING:
 __all__ = ["RETRY_STATUSES", "HttpClient", "HttpError", "retry_after"]
 
 log = get_logger("fido.adapters.http")
+_REQUEST_LOG: Final = logging.getLogger("httpx")
+"""Where `httpx.AsyncClient` logs each request (INFO): so does `HttpClient`."""
 
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _POOL: Final = 4
-"""Connections per `httpx.AsyncClient`: measured (benchmarks/bench_enrich.py), 4 costs the
-least CPU per request: 64 in one pool take 5 times as much, 16 twice, 8 about 1.5 times."""
+"""Connections per `httpx.AsyncHTTPTransport` (through a proxy): measured
+(benchmarks/bench_enrich.py), 4 costs the least CPU per request: 64 in one pool take 5
+times as much, 16 twice, 8 about 1.5 times."""
+_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_~!$&'()*+,;=-][A-Za-z0-9._~!$&'()*+,;=/-]*")
+"""A relative path httpx leaves as it is (no query, escape or colon; no leading `/` or
+`.`); one with a dot segment (`/.`) is not plain either."""
+_PORTS: Final = {"http": 80, "https": 443}
 _PATCHED: list[bool] = []
 
 
@@ -128,8 +148,47 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, number) if math.isfinite(number) else None
 
 
+def _log_request(response: httpx.Response) -> None:
+    """The line `httpx.AsyncClient` logs for a request, on its logger."""
+    request = response.request
+    _REQUEST_LOG.info(
+        'HTTP Request: %s %s "%s %d %s"',
+        request.method,
+        request.url,
+        response.http_version,
+        response.status_code,
+        response.reason_phrase,
+    )
+
+
+class _Answer:
+    """An answer: its status, its body (decoded), and the `httpx.Response` when needed."""
+
+    __slots__ = ("_make", "_response", "content", "status")
+
+    def __init__(
+        self,
+        status: int,
+        content: bytes,
+        response: httpx.Response | None = None,
+        make: Callable[[], httpx.Response] | None = None,
+    ) -> None:
+        self.status = status
+        self.content = content
+        self._response = response
+        self._make = make
+
+    @property
+    def response(self) -> httpx.Response:
+        """The answer as an `httpx.Response` (made on first use)."""
+        if self._response is None:
+            assert self._make is not None  # noqa: S101 - one or the other is given
+            self._response = self._make()
+        return self._response
+
+
 class HttpClient:
-    """Requests to one service, with retries, several small pools and no leaked secret.
+    """Requests to one service, with retries, kept-alive connections and no leaked secret.
 
     Args:
         base_url: The service's root URL.
@@ -181,6 +240,10 @@ class HttpClient:
         if concurrency < 1 or max_attempts < 1:
             raise ConfigurationError("concurrency and max_attempts must be at least 1")
         self.base_url = base_url.rstrip("/") + "/"
+        try:
+            self._base = httpx.URL(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError(f"base_url: {exc}") from None
         self.headers = {"user-agent": f"fido/{__version__}", **(headers or {})}
         self._secrets = tuple(s for s in secrets if s)
         self.timeout = timeout
@@ -201,11 +264,25 @@ class HttpClient:
         self._pace = pace
         self._not_found = not_found
         self._quota = quota
-        self._clients: list[httpx.AsyncClient] = []
-        self._load: list[int] = []
-        """Requests in flight on each client."""
+        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": None}
+        """The `timeout` extension of every request (as `httpx.AsyncClient` sets it)."""
+        with httpx.Client(
+            headers=self.headers, transport=httpx.BaseTransport(), trust_env=False
+        ) as defaults:  # httpx's default headers (accept, accept-encoding...) and ours
+            self._defaults = defaults.headers
+        base = httpx.Request("GET", self._base, headers=self._defaults)
+        self._plain_headers = base.headers.raw
+        """The headers of a GET on `base_url`'s origin, Host first, as httpx sends them."""
+        self._base_path = self._base.raw_path
+        self._origin = (self._base.scheme, self._base.host, self._base.port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._wires: dict[tuple[str, str, int], Wire] = {}
+        """Direct connections, by origin (the current event loop's)."""
+        self._transports: list[httpx.AsyncBaseTransport] = []
+        """Through a proxy or the caller's transport (the current event loop's)."""
+        self._load: list[int] = []
+        """Requests in flight on each of `_transports`."""
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         """How retries wait (tests replace it)."""
         self.requests = 0
@@ -214,39 +291,62 @@ class HttpClient:
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
 
-    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    @property
+    def connections(self) -> int:
+        """Direct connections opened in the current event loop (tests, the benchmark)."""
+        return sum(wire.connections for wire in self._wires.values())
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The one TLS context of every connection (loading a CA bundle takes a while)."""
+        if not isinstance(self._verify, ssl.SSLContext):
+            self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+        return self._verify
+
+    def _setup(self) -> asyncio.Semaphore:
+        """The semaphore of the running event loop, its connections made anew if it is new.
+
+        Connections, transports and semaphores belong to one event loop: a new loop gets
+        new ones (the old loop's connections went with it).
+        """
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._gate is None:
-            # Clients and semaphores belong to one event loop: a new loop gets new ones
-            # (the old loop's connections went with it).
-            _skip_missing_sniffio()
-            if not isinstance(self._verify, ssl.SSLContext) and (
-                self._transport is None or self._proxy is not None  # else none is used
-            ):
-                # one context for all the clients: each would otherwise load the CA
-                # bundle again (tens of milliseconds apiece)
-                self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
-            self._loop = loop
-            self._gate = asyncio.Semaphore(self.concurrency)
+        if self._loop is loop and self._gate is not None:
+            return self._gate
+        _skip_missing_sniffio()
+        self._loop = loop
+        self._gate = asyncio.Semaphore(self.concurrency)
+        self._wires = {}
+        if self._transport is not None:
+            self._transports = [self._transport]
+        elif self._proxy is not None:
             count = max(1, math.ceil(self.concurrency / _POOL))
             size = math.ceil(self.concurrency / count)
-            self._clients = [
-                httpx.AsyncClient(
-                    base_url=self.base_url,
-                    headers=self.headers,
-                    timeout=httpx.Timeout(self.timeout, pool=None),
-                    verify=self._verify,
+            self._transports = [
+                httpx.AsyncHTTPTransport(
+                    verify=self._ssl_context(),
                     proxy=self._proxy,
-                    transport=self._transport,
                     limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                    follow_redirects=False,
                     trust_env=False,
                 )
                 for _ in range(count)
             ]
-            self._load = [0] * count
-        load = self._load
-        return self._clients[load.index(min(load))], self._gate
+        else:
+            self._transports = []
+        self._load = [0] * len(self._transports)
+        return self._gate
+
+    def _wire(self, scheme: str, host: str, port: int) -> Wire:
+        key = (scheme, host, port)
+        wire = self._wires.get(key)
+        if wire is None:
+            wire = self._wires[key] = Wire(
+                scheme=scheme,
+                host=host,
+                port=port,
+                ssl_context=self._ssl_context() if scheme == "https" else None,
+                timeout=self.timeout,
+                max_idle=self.concurrency,
+            )
+        return wire
 
     def scrub(self, text: str) -> str:
         """`text` without any credential in it (as it is, or escaped in a URL)."""
@@ -274,6 +374,46 @@ class HttpClient:
         Raises:
             HttpError: It failed for good (the message names method, path and status).
         """
+        answer = await self._attempts(
+            method, path, params=params, data=data, json_body=json_body, ok=ok, absent=absent
+        )
+        return None if answer is None else answer.response
+
+    async def get_json(self, path: str, **kwargs: Any) -> Any:
+        """GET `path` and parse its JSON body; None if the service says not found.
+
+        Raises:
+            HttpError: The request failed, or the body is not JSON.
+        """
+        answer = await self._attempts(kwargs.pop("method", "GET"), path, **kwargs)
+        if answer is None:
+            return None
+        try:
+            return json.loads(answer.content)  # as `httpx.Response.json` does
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HttpError(
+                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
+            ) from None
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        absent: tuple[int, ...] = (404,),
+    ) -> _Answer | None:
+        """The first attempt, then (after a retryable failure) tenacity's retries."""
+        started = time.monotonic()
+        try:
+            return await self._once(method, path, params, data, json_body, ok, absent)
+        except HttpError as exc:
+            if not exc.retryable:
+                raise
+            first = exc
         retrying = AsyncRetrying(
             sleep=self._sleep,
             stop=self._stop,
@@ -284,7 +424,13 @@ class HttpClient:
         )
         async for attempt in retrying:
             with attempt:
-                if attempt.retry_state.attempt_number > 1 and self._throttle is not None:
+                state = attempt.retry_state
+                if state.attempt_number == 1:
+                    # the attempt made above, as tenacity would have seen it: its
+                    # outcome, and the time the request began
+                    state.start_time = started
+                    raise first
+                if self._throttle is not None:
                     await self._throttle()
                 return await self._once(method, path, params, data, json_body, ok, absent)
         raise AssertionError("unreachable")  # pragma: no cover - reraise=True
@@ -332,41 +478,49 @@ class HttpClient:
         json_body: Any,
         ok: tuple[int, ...],
         absent: tuple[int, ...],
-    ) -> httpx.Response | None:
-        where = f"{method} {path.split('?')[0]}"
-        _, gate = self._client()
+    ) -> _Answer | None:
+        gate = self._gate
+        if gate is None or self._loop is not asyncio.get_running_loop():
+            gate = self._setup()
         async with gate:
             if self._pace is not None:  # paced where the request is sent, retries too
                 await self._pace()
-            # the client with the fewest requests in flight: none queues inside a pool
-            client, _ = self._client()
-            load, index = self._load, self._clients.index(client)
-            load[index] += 1
             self.requests += 1
             try:
-                response = await client.request(
-                    method, path, params=params, data=data, json=json_body
-                )
+                answer = await self._exchange(method, path, params, data, json_body)
             except httpx.TimeoutException:
                 raise HttpError(
-                    f"{where}: timed out after {self.timeout:g} s", retryable=True
+                    f"{self._where(method, path)}: timed out after {self.timeout:g} s",
+                    retryable=True,
                 ) from None
             except httpx.TransportError as exc:
                 raise HttpError(
-                    self.scrub(f"{where}: {type(exc).__name__}: {exc}"), retryable=True
+                    self.scrub(f"{self._where(method, path)}: {type(exc).__name__}: {exc}"),
+                    retryable=True,
                 ) from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a body it cannot decode...
                 raise HttpError(
-                    self.scrub(f"{where}: {type(exc).__name__}: {exc}"), breaks=False
+                    self.scrub(f"{self._where(method, path)}: {type(exc).__name__}: {exc}"),
+                    breaks=False,
                 ) from None
-            finally:
-                load[index] -= 1
-        status = response.status_code
+        if _REQUEST_LOG.isEnabledFor(logging.INFO):
+            _log_request(answer.response)
+        status = answer.status
         if status in ok:
-            return response
+            return answer
+        self._refused(method, path, answer, absent)
+        return None
+
+    @staticmethod
+    def _where(method: str, path: str) -> str:
+        return f"{method} {path.split('?')[0]}"
+
+    def _refused(self, method: str, path: str, answer: _Answer, absent: tuple[int, ...]) -> None:
+        """None for the service's "not found"; else the `HttpError` the answer means."""
+        status, response, where = answer.status, answer.response, self._where(method, path)
         if status in absent:
             if self._not_found is None or self._not_found(response):
-                return None
+                return
             raise HttpError(
                 f"{where}: HTTP {status}{self._reason(response)}, not the service's "
                 "not-found answer (is base_url right?)",
@@ -383,6 +537,108 @@ class HttpClient:
             breaks=retryable or status in (401, 403),
             spent=reset is not None,
         )
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        data: Mapping[str, Any] | None,
+        json_body: Any,
+    ) -> _Answer:
+        """Send one request the way it goes (directly, a proxy, a transport); read it all.
+
+        Raises:
+            httpx.HTTPError: It could not be sent, or its answer not read or decoded.
+            httpx.InvalidURL: `path` makes no valid URL.
+        """
+        if (
+            not self._transports
+            and method == "GET"
+            and params is None
+            and data is None
+            and json_body is None
+            and _PLAIN_PATH.fullmatch(path) is not None
+            and "/." not in path
+        ):  # the common case: the target and headers as httpx would make them
+            target = self._base_path + path.encode("ascii")
+            scheme, host, port = self._origin
+            reply = await self._wire(scheme, host, port or _PORTS[scheme]).send(
+                b"GET", target, self._plain_headers, b""
+            )
+            return self._answer(reply, lambda: self._plain_request(target))
+        request = httpx.Request(
+            method,
+            self._merge_url(path),
+            params=params,
+            data=data,
+            json=json_body,
+            headers=self._defaults,
+            extensions={"timeout": self._timeouts},
+        )
+        if self._transports:
+            return await self._through(request)
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _PORTS:
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}'")
+        reply = await self._wire(scheme, url.host, url.port or _PORTS[scheme]).send(
+            request.method.encode("ascii"), url.raw_path, request.headers.raw, request.read()
+        )
+        return self._answer(reply, lambda: request)
+
+    def _merge_url(self, path: str) -> httpx.URL:
+        """`path` under `base_url`, as `httpx.AsyncClient` merges them (an absolute URL: as is)."""
+        url = httpx.URL(path)
+        if url.is_relative_url:
+            return self._base.copy_with(raw_path=self._base_path + url.raw_path.lstrip(b"/"))
+        return url
+
+    def _plain_request(self, target: bytes) -> httpx.Request:
+        """The `httpx.Request` a plain GET was (for its response)."""
+        return httpx.Request(
+            "GET",
+            self._base.copy_with(raw_path=target),
+            headers=self._defaults,
+            extensions={"timeout": self._timeouts},
+        )
+
+    @staticmethod
+    def _answer(reply: Reply, request: Callable[[], httpx.Request]) -> _Answer:
+        """An answer from a direct connection; its body decoded (gzip...) as httpx does."""
+
+        def response() -> httpx.Response:
+            made = httpx.Response(
+                reply.status,
+                headers=reply.headers,
+                stream=httpx.ByteStream(reply.body),
+                request=request(),
+                extensions={"http_version": b"HTTP/1.1", "reason_phrase": reply.reason},
+            )
+            made.read()
+            return made
+
+        for name, value in reply.headers:
+            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
+                made = response()  # decoded now: a body that cannot be is an error now
+                return _Answer(reply.status, made.content, made)
+        return _Answer(reply.status, reply.body, make=response)
+
+    async def _through(self, request: httpx.Request) -> _Answer:
+        """Send through the proxy's (or the caller's) transport with the fewest in flight."""
+        load = self._load
+        index = load.index(min(load))
+        load[index] += 1
+        try:
+            response = await self._transports[index].handle_async_request(request)
+            response.request = request
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        finally:
+            load[index] -= 1
+        return _Answer(response.status_code, response.content, response)
 
     def _reason(self, response: httpx.Response) -> str:
         """A short reason from an error body (`{"error": {"code": ...}}` and the like)."""
@@ -403,26 +659,16 @@ class HttpClient:
             return ""
         return f" ({self.scrub(str(code))[:200]})"
 
-    async def get_json(self, path: str, **kwargs: Any) -> Any:
-        """GET `path` and parse its JSON body; None if the service says not found.
-
-        Raises:
-            HttpError: The request failed, or the body is not JSON.
-        """
-        response = await self.request(kwargs.pop("method", "GET"), path, **kwargs)
-        if response is None:
-            return None
-        try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HttpError(
-                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
-            ) from None
-
     async def aclose(self) -> None:
-        """Close the connections of the current event loop's clients."""
-        clients, self._clients = self._clients, []
+        """Close the connections of the current event loop."""
+        wires, self._wires = self._wires, {}
+        transports, self._transports = self._transports, []
         self._loop = self._gate = None
-        for client in clients:
+        for wire in wires.values():
             with contextlib.suppress(RuntimeError):  # their loop is gone: nothing to close
-                await client.aclose()
+                await wire.aclose()
+        for transport in transports:
+            if transport is self._transport:
+                continue  # the caller's, to close
+            with contextlib.suppress(RuntimeError):
+                await transport.aclose()

@@ -1,0 +1,346 @@
+"""`Wire`: HTTP/1.1 connections to one origin, kept alive, for `HttpClient`.
+
+The direct path of `HttpClient` (no proxy, no transport of the caller's): requests go
+over plain asyncio connections (`asyncio.Protocol`, TLS by the event loop's `ssl`
+support), each exchange framed and parsed by `h11`, the HTTP/1.1 state machine that
+httpx's own transport (httpcore) uses. It does what httpcore's pool does for fido's
+requests, at a fraction of the CPU: one request at a time per connection, idle
+connections kept for `keepalive_expiry` seconds and reused last in, first out (no scan
+of the pool per request: encode/httpx#3215), a connection the server closed or wrote
+to while idle never reused, one that a cancellation or an error left half-way closed.
+Timeouts apply to connecting (the TLS handshake included), to each write that must wait
+and to each read, as httpx's do; failures raise httpx's own exceptions
+(`httpx.ConnectError`, `httpx.ReadTimeout`, `httpx.RemoteProtocolError`, ...), so the
+caller handles them as it handles httpx's. No redirect is ever followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections import deque
+from typing import Final
+
+import h11
+import httpx
+
+__all__ = ["Reply", "Wire"]
+
+_READ: Final = 64 * 1024
+"""Bytes asked for per read (httpcore's figure)."""
+_MAX_HEAD: Final = 100 * 1024
+"""The largest response head accepted (httpcore's figure)."""
+
+
+class Reply:
+    """A response as it came: status, reason, raw headers, the body as sent (not decoded)."""
+
+    __slots__ = ("body", "headers", "reason", "status")
+
+    def __init__(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+
+class _Stream(asyncio.Protocol):
+    """One TCP (or TLS) connection: bytes in, bytes out, with timeouts."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._data = bytearray()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream transport
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._data += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        if exc is not None:
+            self._error = exc
+        self._wake()
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._drained is None:
+            self._drained = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- what a connection uses ---------------------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """Whether the connection, idle, was closed or written to by the server."""
+        transport = self.transport
+        return self._eof or bool(self._data) or transport is None or transport.is_closing()
+
+    async def read(self, timeout: float | None) -> bytes:
+        """The bytes received so far, waiting up to `timeout` for some; b"" at the end.
+
+        Raises:
+            httpx.ReadTimeout: Nothing came in time.
+            httpx.ReadError: The connection broke.
+        """
+        if not self._data and not self._eof:
+            waiter = self._waiter = self._loop.create_future()
+            timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                raise httpx.ReadTimeout("timed out reading the response") from None
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self._waiter = None
+        if self._data:
+            data = bytes(self._data)
+            self._data.clear()
+            return data
+        if self._error is not None:
+            raise httpx.ReadError(str(self._error) or type(self._error).__name__)
+        return b""
+
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        """Send `data`, waiting up to `timeout` if the transport's buffer is full.
+
+        Raises:
+            httpx.WriteTimeout: The buffer did not drain in time.
+            httpx.WriteError: The connection is closed or broke.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise httpx.WriteError(str(self._error or "the connection is closed"))
+        transport.write(data)
+        drained = self._drained
+        if drained is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(drained)
+        except TimeoutError:
+            raise httpx.WriteTimeout("timed out writing the request") from None
+        if self._error is not None:
+            raise httpx.WriteError(str(self._error))
+
+    def close(self) -> None:
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.close()
+
+    def abort(self) -> None:
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.abort()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class _Connection:
+    """A stream and its HTTP/1.1 state: one exchange at a time."""
+
+    __slots__ = ("h11", "idle_since", "stream")
+
+    def __init__(self, stream: _Stream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self.idle_since = 0.0
+
+
+class Wire:
+    """Keep-alive HTTP/1.1 connections to one origin (scheme, host, port).
+
+    Args:
+        scheme: `http` or `https`.
+        host: The host name or address.
+        port: The port.
+        ssl_context: How to verify the server (`https`; None for `http`).
+        timeout: Seconds to connect, and for each read and each write that waits.
+        keepalive_expiry: Seconds an idle connection is kept (httpx's default, 5).
+        max_idle: Idle connections kept at most (the client's concurrency).
+    """
+
+    def __init__(
+        self,
+        *,
+        scheme: str,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float | None,
+        keepalive_expiry: float = 5.0,
+        max_idle: int = 64,
+    ) -> None:
+        if scheme == "https" and ssl_context is None:
+            raise ValueError("https needs an ssl_context")
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self._ssl = ssl_context if scheme == "https" else None
+        self.timeout = timeout
+        self.keepalive_expiry = keepalive_expiry
+        self.max_idle = max_idle
+        self._idle: deque[_Connection] = deque()
+        self._busy: set[_Connection] = set()
+        self.connections = 0
+        """Connections opened (for tests and the benchmark)."""
+
+    def __repr__(self) -> str:
+        return f"Wire({self.scheme}://{self.host}:{self.port})"
+
+    async def send(
+        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Reply:
+        """One exchange: the request out, the whole response in.
+
+        Raises:
+            httpx.TransportError: It could not be sent or its answer read (a subclass:
+                `httpx.ConnectError`, `httpx.ReadTimeout`, `httpx.RemoteProtocolError`...).
+        """
+        connection = self._take() or await self._connect()
+        self._busy.add(connection)
+        done = False
+        try:
+            reply = await self._exchange(connection, method, target, headers, body)
+            done = True
+            return reply
+        finally:
+            self._busy.discard(connection)
+            if done:
+                self._put(connection)
+            else:  # cancelled, or failed half-way: its state is unknown
+                connection.stream.abort()
+
+    def _take(self) -> _Connection | None:
+        idle = self._idle
+        if not idle:
+            return None
+        oldest = time.monotonic() - self.keepalive_expiry
+        while idle:
+            connection = idle.pop()  # the most recent: the least likely to be closed
+            if connection.idle_since >= oldest and not connection.stream.stale:
+                return connection
+            connection.stream.close()
+        return None
+
+    def _put(self, connection: _Connection) -> None:
+        state = connection.h11
+        if state.our_state is h11.DONE and state.their_state is h11.DONE:
+            state.start_next_cycle()
+            connection.idle_since = time.monotonic()
+            idle = self._idle
+            if len(idle) >= self.max_idle:
+                idle.popleft().stream.close()  # the oldest goes
+            idle.append(connection)
+        else:  # `Connection: close`, HTTP/1.0, or a body left unread
+            connection.stream.close()
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        secure = self._ssl is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                _, stream = await loop.create_connection(
+                    lambda: _Stream(loop),
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if secure else None,
+                    ssl_handshake_timeout=self.timeout if secure else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout("timed out connecting") from None
+        except (OSError, ssl.SSLError) as exc:  # refused, unreachable, a bad certificate
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        self.connections += 1
+        return _Connection(stream)
+
+    async def _exchange(
+        self,
+        connection: _Connection,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> Reply:
+        state, stream, timeout = connection.h11, connection.stream, self.timeout
+        try:
+            parts = [state.send(h11.Request(method=method, target=target, headers=headers))]
+            if body:
+                parts.append(state.send(h11.Data(data=body)))
+            parts.append(state.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc)) from None
+        # as httpcore does, a failed write is no error yet: the server may have answered
+        # (an error) and closed before reading it all; the answer, if any, is read below
+        with contextlib.suppress(httpx.WriteError):
+            await stream.write(b"".join(part for part in parts if part), timeout)
+        status, reason = 0, b""
+        head: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+        while True:
+            try:
+                event = state.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from None
+            if event is h11.NEED_DATA:
+                data = await stream.read(timeout)
+                if not data and state.their_state is h11.SEND_RESPONSE and not status:
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                state.receive_data(data)
+            elif isinstance(event, h11.Response):
+                status, reason = event.status_code, bytes(event.reason)
+                head = list(event.headers.raw_items())
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return Reply(status, reason, head, body)
+            elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - h11 raises first
+                raise httpx.RemoteProtocolError("Server disconnected during the response.")
+            # an h11.InformationalResponse (1xx): the real answer follows
+
+    async def aclose(self) -> None:
+        """Close every connection (idle ones, and any still in use)."""
+        idle, self._idle = self._idle, deque()
+        for connection in idle:
+            connection.stream.close()
+        busy, self._busy = self._busy, set()
+        for connection in busy:
+            connection.stream.abort()
