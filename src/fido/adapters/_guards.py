@@ -644,8 +644,11 @@ class LookupCache:
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None:
+                try:
+                    entry = self._entries[key]  # one look, one clock reading
+                except KeyError:
+                    pass
+                else:
                     self.hits += 1
                     return entry, True
                 flight = self._flights.get(key)

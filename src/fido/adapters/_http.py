@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from fido._errors import ConfigurationError, EnrichmentError
-from fido._findings import Reliability, Reputation
+from fido._findings import Reliability, Reputation, stamped
 from fido._logging import get_logger
 from fido._observable import Observable, ObservableKind
 from fido.adapters._guards import (
@@ -368,10 +368,10 @@ class HttpEnricher:
             raise EnrichmentError(
                 self.http.scrub(str(exc)), adapter=self.name, subject=subject_text(subject)
             ) from None
-        finding = entry.finding
+        finding: Finding | None = entry.finding
         if finding is None:
             return None
-        return attrs.evolve(finding, fetched_at=entry.fetched_at, from_cache=cached)  # type: ignore[no-any-return]
+        return stamped(finding, entry.fetched_at, from_cache=cached)
 
     def _skip(self, subject: Subject, reason: str) -> EnrichmentError:
         self._counters.skipped += 1

@@ -311,10 +311,11 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         if self._loop is loop and self._gate is not None:
             return self._gate
-        _skip_missing_sniffio()
         self._loop = loop
         self._gate = asyncio.Semaphore(self.concurrency)
         self._wires = {}
+        if self._transport is not None or self._proxy is not None:
+            _skip_missing_sniffio()  # httpcore's pools serve these
         if self._transport is not None:
             self._transports = [self._transport]
         elif self._proxy is not None:
