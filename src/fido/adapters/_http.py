@@ -360,14 +360,18 @@ class HttpEnricher:
                 skipped=True,
             )
         key = (self.service, self._fingerprint, self.cache_key(subject))
-        try:
-            entry, cached = await self.cache.get(key, lambda: self._guarded(subject))
-        except EnrichmentError:
-            raise
-        except HttpError as exc:
-            raise EnrichmentError(
-                self.http.scrub(str(exc)), adapter=self.name, subject=subject_text(subject)
-            ) from None
+        entry = self.cache.cached(key)  # a hit costs no coroutine
+        if entry is not None:
+            cached = True
+        else:
+            try:
+                entry, cached = await self.cache.get(key, lambda: self._guarded(subject))
+            except EnrichmentError:
+                raise
+            except HttpError as exc:
+                raise EnrichmentError(
+                    self.http.scrub(str(exc)), adapter=self.name, subject=subject_text(subject)
+                ) from None
         finding: Finding | None = entry.finding
         if finding is None:
             return None
