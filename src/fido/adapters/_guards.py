@@ -642,9 +642,9 @@ class LookupCache:
             return entry
 
     async def get(
-        self, key: tuple[str, ...], fetch: Callable[[], Awaitable[Any]]
+        self, key: tuple[str, ...], fetch: Callable[..., Awaitable[Any]], *args: Any
     ) -> tuple[CacheEntry, bool]:
-        """The entry of `key` and whether it came from the cache; else `fetch()` it once.
+        """The entry of `key` and whether it came from the cache; else `fetch(*args)` it once.
 
         Concurrent callers for one key (in one event loop) await the same fetch; its
         error reaches each of them. Errors are not cached. If the caller whose task runs
@@ -674,7 +674,7 @@ class LookupCache:
             if answer is not None:  # else the fetch was cancelled: one fetches again
                 return answer, False
         try:  # a fresh answer, fetched once for all who asked
-            finding = await fetch()
+            finding = await fetch(*args)
             entry = CacheEntry(finding, datetime.now(UTC), self.ttl_for(finding))
             if entry.ttl > 0:
                 with self._lock:

@@ -365,7 +365,7 @@ class HttpEnricher:
             cached = True
         else:
             try:
-                entry, cached = await self.cache.get(key, lambda: self._guarded(subject))
+                entry, cached = await self.cache.get(key, self._guarded, subject)
             except EnrichmentError:
                 raise
             except HttpError as exc:

@@ -162,29 +162,60 @@ def _log_request(response: httpx.Response) -> None:
 
 
 class _Answer:
-    """An answer: its status, its body (decoded), and the `httpx.Response` when needed."""
+    """An answer: its status, its body (decoded), and the `httpx.Response` when needed.
 
-    __slots__ = ("_make", "_response", "content", "status")
+    From a direct connection the response is made on first use (most answers need only
+    their status and body), for `request`: an `httpx.Request`, or the target of a plain
+    GET on `base_url`'s origin (made into one by `client`).
+    """
+
+    __slots__ = ("_client", "_reply", "_request", "_response", "content", "status")
 
     def __init__(
         self,
         status: int,
         content: bytes,
         response: httpx.Response | None = None,
-        make: Callable[[], httpx.Response] | None = None,
+        *,
+        reply: Reply | None = None,
+        request: httpx.Request | bytes | None = None,
+        client: HttpClient | None = None,
     ) -> None:
         self.status = status
         self.content = content
         self._response = response
-        self._make = make
+        self._reply = reply
+        self._request = request
+        self._client = client
 
     @property
     def response(self) -> httpx.Response:
         """The answer as an `httpx.Response` (made on first use)."""
         if self._response is None:
-            assert self._make is not None  # noqa: S101 - one or the other is given
-            self._response = self._make()
+            reply, request, client = self._reply, self._request, self._client
+            if reply is None or request is None or client is None:  # pragma: no cover
+                raise AssertionError("an answer has a response or what makes one")
+            if not isinstance(request, httpx.Request):
+                request = client._plain_request(request)  # noqa: SLF001 - its maker
+            self._response = _response(reply, request)
         return self._response
+
+
+def _response(reply: Reply, request: httpx.Request) -> httpx.Response:
+    """An `httpx.Response` from a direct connection's reply (its body decoded, as httpx does).
+
+    Raises:
+        httpx.DecodingError: The body cannot be decoded (gzip that is not, say).
+    """
+    response = httpx.Response(
+        reply.status,
+        headers=reply.headers,
+        stream=httpx.ByteStream(reply.body),
+        request=request,
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": reply.reason},
+    )
+    response.read()
+    return response
 
 
 class HttpClient:
@@ -567,7 +598,7 @@ class HttpClient:
             reply = await self._wire(scheme, host, port or _PORTS[scheme]).send(
                 b"GET", target, self._plain_headers, b""
             )
-            return self._answer(reply, lambda: self._plain_request(target))
+            return self._answer(reply, target)
         request = httpx.Request(
             method,
             self._merge_url(path),
@@ -586,7 +617,7 @@ class HttpClient:
         reply = await self._wire(scheme, url.host, url.port or _PORTS[scheme]).send(
             request.method.encode("ascii"), url.raw_path, request.headers.raw, request.read()
         )
-        return self._answer(reply, lambda: request)
+        return self._answer(reply, request)
 
     def _merge_url(self, path: str) -> httpx.URL:
         """`path` under `base_url`, as `httpx.AsyncClient` merges them (an absolute URL: as is)."""
@@ -604,26 +635,15 @@ class HttpClient:
             extensions={"timeout": self._timeouts},
         )
 
-    @staticmethod
-    def _answer(reply: Reply, request: Callable[[], httpx.Request]) -> _Answer:
-        """An answer from a direct connection; its body decoded (gzip...) as httpx does."""
-
-        def response() -> httpx.Response:
-            made = httpx.Response(
-                reply.status,
-                headers=reply.headers,
-                stream=httpx.ByteStream(reply.body),
-                request=request(),
-                extensions={"http_version": b"HTTP/1.1", "reason_phrase": reply.reason},
-            )
-            made.read()
-            return made
-
+    def _answer(self, reply: Reply, request: httpx.Request | bytes) -> _Answer:
+        """An answer from a direct connection; a body encoded (gzip...) is decoded now."""
         for name, value in reply.headers:
             if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
-                made = response()  # decoded now: a body that cannot be is an error now
+                if not isinstance(request, httpx.Request):
+                    request = self._plain_request(request)
+                made = _response(reply, request)  # a body that cannot be decoded: an error now
                 return _Answer(reply.status, made.content, made)
-        return _Answer(reply.status, reply.body, make=response)
+        return _Answer(reply.status, reply.body, reply=reply, request=request, client=self)
 
     async def _through(self, request: httpx.Request) -> _Answer:
         """Send through the proxy's (or the caller's) transport with the fewest in flight."""

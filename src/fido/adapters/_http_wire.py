@@ -140,7 +140,7 @@ class _Stream(asyncio.Protocol):
             httpx.WriteError: The connection is closed or broke.
         """
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._error is not None:
             raise httpx.WriteError(str(self._error or "the connection is closed"))
         transport.write(data)
         drained = self._drained
@@ -155,11 +155,12 @@ class _Stream(asyncio.Protocol):
             raise httpx.WriteError(str(self._error))
 
     def close(self) -> None:
-        transport, self.transport = self.transport, None
-        if transport is not None:
-            transport.close()
+        """Close the connection now, without a TLS close_notify.
 
-    def abort(self) -> None:
+        As httpcore's streams do (anyio's TLS, not standard-compatible): asyncio's own
+        TLS close would wait for the server's answer to a close_notify (up to 30 s),
+        its socket still open after the event loop may be gone.
+        """
         transport, self.transport = self.transport, None
         if transport is not None:
             transport.abort()
@@ -216,6 +217,7 @@ class Wire:
         self.max_idle = max_idle
         self._idle: deque[_Connection] = deque()
         self._busy: set[_Connection] = set()
+        self._closed = False
         self.connections = 0
         """Connections opened (for tests and the benchmark)."""
 
@@ -243,7 +245,7 @@ class Wire:
             if done:
                 self._put(connection)
             else:  # cancelled, or failed half-way: its state is unknown
-                connection.stream.abort()
+                connection.stream.close()
 
     def _take(self) -> _Connection | None:
         idle = self._idle
@@ -259,7 +261,9 @@ class Wire:
 
     def _put(self, connection: _Connection) -> None:
         state = connection.h11
-        if state.our_state is h11.DONE and state.their_state is h11.DONE:
+        if self._closed:  # closed while this request was under way
+            connection.stream.close()
+        elif state.our_state is h11.DONE and state.their_state is h11.DONE:
             state.start_next_cycle()
             connection.idle_since = time.monotonic()
             idle = self._idle
@@ -317,6 +321,7 @@ class Wire:
                 event = state.next_event()
             except h11.RemoteProtocolError as exc:
                 raise httpx.RemoteProtocolError(str(exc)) from None
+            kind = type(event)  # h11's events are final classes (and ABCs: isinstance is slow)
             if event is h11.NEED_DATA:
                 data = await stream.read(timeout)
                 if not data and state.their_state is h11.SEND_RESPONSE and not status:
@@ -324,23 +329,24 @@ class Wire:
                         "Server disconnected without sending a response."
                     )
                 state.receive_data(data)
-            elif isinstance(event, h11.Response):
-                status, reason = event.status_code, bytes(event.reason)
-                head = list(event.headers.raw_items())
-            elif isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
+            elif kind is h11.Data:
+                chunks.append(bytes(event.data))  # type: ignore[union-attr]
+            elif kind is h11.Response:
+                status, reason = event.status_code, bytes(event.reason)  # type: ignore[union-attr]
+                head = list(event.headers.raw_items())  # type: ignore[union-attr]
+            elif kind is h11.EndOfMessage:
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 return Reply(status, reason, head, body)
-            elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - h11 raises first
+            elif kind is h11.ConnectionClosed:  # pragma: no cover - h11 raises first
                 raise httpx.RemoteProtocolError("Server disconnected during the response.")
             # an h11.InformationalResponse (1xx): the real answer follows
 
     async def aclose(self) -> None:
-        """Close every connection (idle ones, and any still in use)."""
+        """Close every connection (idle ones, any in use, any a request still opens)."""
+        self._closed = True
         idle, self._idle = self._idle, deque()
         for connection in idle:
             connection.stream.close()
         busy, self._busy = self._busy, set()
         for connection in busy:
-            connection.stream.abort()
+            connection.stream.close()
