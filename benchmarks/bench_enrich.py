@@ -19,9 +19,10 @@ event loop, and launches all its look-ups at once (`asyncio.gather`). Scenarios:
   When the client cannot send `rate` requests a second (its CPU), the server never
   needs to say 429: give a lower rate too to see the bucket learn it.
 - `layout`: the `unique` look-ups with the connections laid out as N clients x M
-  connections, through the adapter (`fido`) and with bare `httpx` (`raw`: one GET and a
-  JSON parse per look-up, the same semaphore), to see the cost of large httpx pools
-  (encode/httpx#3215).
+  connections with bare `httpx` (`raw`: one GET and a JSON parse per look-up, the same
+  semaphore), to see the cost of large httpx pools (encode/httpx#3215), beside the
+  adapter (`fido`), whose direct connections have no such layout (one pool per origin:
+  `--pool` and the layouts change only its pools through a proxy), as a reference.
 
 Each scenario runs `--runs` times; the figures are medians, with wall time, the ratio to
 the bound, look-ups per second, the client's CPU seconds, the server's requests and the
@@ -69,7 +70,8 @@ def sha256s(count: int, seed: int) -> list[Observable]:
 
 @contextmanager
 def pool_size(size: int | None) -> Iterator[None]:
-    """Connections per `httpx.AsyncClient` inside `HttpClient` (None: as the code has it)."""
+    """Connections per `httpx.AsyncHTTPTransport` of `HttpClient` through a proxy (None: as
+    the code has it); its direct connections have one pool per origin, whatever this is."""
     if size is None:
         yield
         return
@@ -91,6 +93,7 @@ async def through_fido(base_url: str, subjects: list[Observable]) -> dict[str, A
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         stats = adapter.stats()
         learned = adapter.bucket.learned
+        # httpx transports in use (through a proxy), else the direct connections opened
         clients = len(adapter.http._transports) or adapter.http.connections  # noqa: SLF001
     finally:
         await adapter.aclose()
