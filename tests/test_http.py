@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
 import logging
 import math
 import ssl
@@ -385,6 +386,36 @@ def test_requests_carry_the_user_agent_and_the_headers() -> None:
     assert request.headers["x-probe-key"] == KEY
     assert request.url.path == "/api/lookup/x"
     assert request.url.params["limit"] == "1"
+
+
+def test_a_request_waiting_for_a_place_goes_out_before_the_answer_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+
+    async def answer_json(request: httpx.Request) -> httpx.Response:
+        events.append(f"sent {request.url.path.rsplit('/', 1)[1]}")
+        await asyncio.sleep(0.01)  # the service takes its time
+        return httpx.Response(200, json={"for": request.url.path.rsplit("/", 1)[1]})
+
+    parse = json.loads
+
+    def parsing(data: Any) -> Any:
+        found = parse(data)
+        events.append(f"read {found['for']}")
+        return found
+
+    monkeypatch.setattr(json, "loads", parsing)
+    http = client(Script(answer_json), concurrency=1)
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(http.get_json("lookup/a"), http.get_json("lookup/b")))
+
+    assert run(http, both) == [{"for": "a"}, {"for": "b"}]
+    assert events.index("sent b") < events.index("read a")  # b did not wait for a's JSON
+    events.clear()
+    assert run(http, lambda: http.get_json("lookup/c")) == {"for": "c"}  # nobody waiting
+    assert events == ["sent c", "read c"]
 
 
 def test_configuration_errors() -> None:

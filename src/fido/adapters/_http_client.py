@@ -535,6 +535,10 @@ class HttpClient:
                     self.scrub(f"{self._where(method, path)}: {type(exc).__name__}: {exc}"),
                     breaks=False,
                 ) from None
+        if gate.locked():
+            # the place given back went to a request waiting for it: let that one go out
+            # before this answer is read (its JSON, its finding), not after
+            await asyncio.sleep(0)
         if _REQUEST_LOG.isEnabledFor(logging.INFO):
             _log_request(answer.response)
         status = answer.status
