@@ -288,6 +288,7 @@ class HttpClient:
                 self._verify = ssl.create_default_context(cafile=ca_file)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigurationError(f"ca_file: cannot load {ca_file}: {exc}") from None
+        self._alpn = False
         self._proxy = proxy
         self._transport = transport
         self._on_retry = on_retry
@@ -328,9 +329,15 @@ class HttpClient:
         return sum(wire.connections for wire in self._wires.values())
 
     def _ssl_context(self) -> ssl.SSLContext:
-        """The one TLS context of every connection (loading a CA bundle takes a while)."""
+        """The one TLS context of every connection (loading a CA bundle takes a while).
+
+        Offering HTTP/1.1 by ALPN, as httpcore's connections do with theirs.
+        """
         if not isinstance(self._verify, ssl.SSLContext):
             self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+        if not self._alpn:
+            self._verify.set_alpn_protocols(["http/1.1"])
+            self._alpn = True
         return self._verify
 
     def _setup(self) -> asyncio.Semaphore:
