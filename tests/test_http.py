@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
-import json
 import logging
-import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,7 +18,6 @@ import pytest
 
 import fido
 from fido import ConfigurationError, EnrichmentError, Observable, Reputation, Verdict
-from fido.adapters import _http_client
 from fido.adapters._guards import Breaker, RateLimit
 from fido.adapters._http import HttpClient, HttpEnricher, HttpError, retry_after, subject_text
 
@@ -388,36 +385,6 @@ def test_requests_carry_the_user_agent_and_the_headers() -> None:
     assert request.url.params["limit"] == "1"
 
 
-def test_a_request_waiting_for_a_place_goes_out_before_the_answer_is_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    events: list[str] = []
-
-    async def answer_json(request: httpx.Request) -> httpx.Response:
-        events.append(f"sent {request.url.path.rsplit('/', 1)[1]}")
-        await asyncio.sleep(0.01)  # the service takes its time
-        return httpx.Response(200, json={"for": request.url.path.rsplit("/", 1)[1]})
-
-    parse = json.loads
-
-    def parsing(data: Any) -> Any:
-        found = parse(data)
-        events.append(f"read {found['for']}")
-        return found
-
-    monkeypatch.setattr(json, "loads", parsing)
-    http = client(Script(answer_json), concurrency=1)
-
-    async def both() -> list[Any]:
-        return list(await asyncio.gather(http.get_json("lookup/a"), http.get_json("lookup/b")))
-
-    assert run(http, both) == [{"for": "a"}, {"for": "b"}]
-    assert events.index("sent b") < events.index("read a")  # b did not wait for a's JSON
-    events.clear()
-    assert run(http, lambda: http.get_json("lookup/c")) == {"for": "c"}  # nobody waiting
-    assert events == ["sent c", "read c"]
-
-
 def test_configuration_errors() -> None:
     assert repr(HttpClient(base_url="https://intel.example/api")) == (
         "HttpClient('https://intel.example/api/')"
@@ -460,33 +427,6 @@ def test_tls_is_verified_by_default_and_every_connection_shares_one_context() ->
     assert (b"User-Agent", f"fido/{fido.__version__}".encode()) in [
         (name.title(), value) for name, value in http._plain_headers
     ]
-
-
-def test_plain_http_loads_no_ca_bundle() -> None:
-    http = HttpClient(base_url="http://intel.example/", verify=True)
-
-    async def layout() -> Wire:
-        http._setup()
-        return http._wire("http", "intel.example", 80)
-
-    assert run(http, layout)._ssl is None
-    assert http._verify is True  # made only for an https connection
-
-
-def test_a_proxy_goes_through_several_small_httpx_pools() -> None:
-    http = HttpClient(
-        base_url="https://intel.example/", proxy="http://proxy.example:3128", concurrency=20
-    )
-
-    async def layout() -> list[httpx.AsyncBaseTransport]:
-        http._setup()
-        return list(http._transports)
-
-    transports = run(http, layout)
-    assert len(transports) == math.ceil(20 / _http_client._POOL)
-    assert all(isinstance(t, httpx.AsyncHTTPTransport) for t in transports)
-    assert isinstance(http._verify, ssl.SSLContext)
-    assert http._verify.verify_mode is ssl.CERT_REQUIRED
 
 
 # -- secrets ------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import asyncio
 import gzip
 import json
 import logging
+import math
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 import fido
+from fido.adapters import _http_client
 from fido.adapters._http import HttpClient, HttpError
 from fido.adapters._http_wire import Wire, _Stream
 
@@ -602,3 +605,79 @@ def test_an_url_of_another_scheme_is_refused_as_httpx_refuses_it() -> None:
 
     error = serve(lambda seen: reply(), body)
     assert "UnsupportedProtocol" in str(error)
+
+
+# -- layouts and ordering ---------------------------------------------------------------
+
+
+def run(owner: HttpClient, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `body()` on a fresh loop, then close `owner` on that loop."""
+
+    async def main() -> T:
+        try:
+            return await body()
+        finally:
+            await owner.aclose()
+
+    return asyncio.run(main())
+
+
+def test_plain_http_loads_no_ca_bundle() -> None:
+    http = HttpClient(base_url="http://intel.example/", verify=True)
+
+    async def layout() -> Wire:
+        http._setup()
+        return http._wire("http", "intel.example", 80)
+
+    assert run(http, layout)._ssl is None
+    assert http._verify is True  # made only for an https connection
+
+
+def test_a_proxy_goes_through_several_small_httpx_pools() -> None:
+    http = HttpClient(
+        base_url="https://intel.example/", proxy="http://proxy.example:3128", concurrency=20
+    )
+
+    async def layout() -> list[httpx.AsyncBaseTransport]:
+        http._setup()
+        return list(http._transports)
+
+    transports = run(http, layout)
+    assert len(transports) == math.ceil(20 / _http_client._POOL)
+    assert all(isinstance(t, httpx.AsyncHTTPTransport) for t in transports)
+    assert isinstance(http._verify, ssl.SSLContext)
+    assert http._verify.verify_mode is ssl.CERT_REQUIRED
+
+
+def test_a_request_waiting_for_a_place_goes_out_before_the_answer_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+
+    async def answer_json(request: httpx.Request) -> httpx.Response:
+        events.append(f"sent {request.url.path.rsplit('/', 1)[1]}")
+        await asyncio.sleep(0.01)  # the service takes its time
+        return httpx.Response(200, json={"for": request.url.path.rsplit("/", 1)[1]})
+
+    parse = json.loads
+
+    def parsing(data: Any) -> Any:
+        found = parse(data)
+        events.append(f"read {found['for']}")
+        return found
+
+    monkeypatch.setattr(json, "loads", parsing)
+    http = HttpClient(
+        base_url="https://intel.example/api/",
+        transport=httpx.MockTransport(answer_json),
+        concurrency=1,
+    )
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(http.get_json("lookup/a"), http.get_json("lookup/b")))
+
+    assert run(http, both) == [{"for": "a"}, {"for": "b"}]
+    assert events.index("sent b") < events.index("read a")  # b did not wait for a's JSON
+    events.clear()
+    assert run(http, lambda: http.get_json("lookup/c")) == {"for": "c"}  # nobody waiting
+    assert events == ["sent c", "read c"]
