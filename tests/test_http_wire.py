@@ -531,6 +531,7 @@ def test_responses_are_httpx_responses_with_their_request(
     assert str(response.url).endswith("/api/files/a")
     assert response.request.headers["x-key"] == "s3cret"
     assert response.http_version == "HTTP/1.1"
+    assert 0 < response.elapsed.total_seconds() < 5
     response.raise_for_status()
     assert "HTTP Request: GET http://127.0.0.1:" in caplog.text
     assert '/api/files/a "HTTP/1.1 200 X"' in caplog.text

@@ -42,7 +42,7 @@ import random
 import re
 import ssl
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, quote_plus
 
@@ -215,6 +215,7 @@ def _response(reply: Reply, request: httpx.Request) -> httpx.Response:
         extensions={"http_version": b"HTTP/1.1", "reason_phrase": reply.reason},
     )
     response.read()
+    response.elapsed = timedelta(seconds=reply.elapsed)
     return response
 
 
@@ -661,6 +662,7 @@ class HttpClient:
         load = self._load
         index = load.index(min(load))
         load[index] += 1
+        started = time.perf_counter()
         try:
             response = await self._transports[index].handle_async_request(request)
             response.request = request
@@ -668,6 +670,7 @@ class HttpClient:
                 await response.aread()
             finally:
                 await response.aclose()
+                response.elapsed = timedelta(seconds=time.perf_counter() - started)
         finally:
             load[index] -= 1
         return _Answer(response.status_code, response.content, response)

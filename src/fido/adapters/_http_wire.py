@@ -35,9 +35,12 @@ _MAX_HEAD: Final = 100 * 1024
 
 
 class Reply:
-    """A response as it came: status, reason, raw headers, the body as sent (not decoded)."""
+    """A response as it came: status, reason, raw headers, body (as sent: not decoded).
 
-    __slots__ = ("body", "headers", "reason", "status")
+    `elapsed`: the seconds from the request's start to the response's end.
+    """
+
+    __slots__ = ("body", "elapsed", "headers", "reason", "status")
 
     def __init__(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
@@ -46,6 +49,7 @@ class Reply:
         self.reason = reason
         self.headers = headers
         self.body = body
+        self.elapsed = 0.0
 
 
 class _Stream(asyncio.Protocol):
@@ -233,11 +237,13 @@ class Wire:
             httpx.TransportError: It could not be sent or its answer read (a subclass:
                 `httpx.ConnectError`, `httpx.ReadTimeout`, `httpx.RemoteProtocolError`...).
         """
+        started = time.perf_counter()
         connection = self._take() or await self._connect()
         self._busy.add(connection)
         done = False
         try:
             reply = await self._exchange(connection, method, target, headers, body)
+            reply.elapsed = time.perf_counter() - started
             done = True
             return reply
         finally:
