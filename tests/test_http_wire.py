@@ -682,3 +682,12 @@ def test_a_request_waiting_for_a_place_goes_out_before_the_answer_is_read(
     events.clear()
     assert run(http, lambda: http.get_json("lookup/c")) == {"for": "c"}  # nobody waiting
     assert events == ["sent c", "read c"]
+
+
+def test_hosts_are_connected_to_as_httpx_would() -> None:
+    assert HttpClient(base_url="https://bücher.example/api/")._origin == (
+        "https",
+        "xn--bcher-kva.example",  # IDNA, as httpx's transport connects
+        None,
+    )
+    assert HttpClient(base_url="http://[::1]:8080/api/")._origin == ("http", "::1", 8080)

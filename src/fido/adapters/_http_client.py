@@ -148,6 +148,11 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, number) if math.isfinite(number) else None
 
 
+def _host(url: httpx.URL) -> str:
+    """The host to connect to, as httpx's transport has it (IDNA-encoded, no brackets)."""
+    return url.raw_host.decode("ascii")
+
+
 def _log_request(response: httpx.Response) -> None:
     """The line `httpx.AsyncClient` logs for a request, on its logger."""
     request = response.request
@@ -307,7 +312,7 @@ class HttpClient:
         self._plain_headers = base.headers.raw
         """The headers of a GET on `base_url`'s origin, Host first, as httpx sends them."""
         self._base_path = self._base.raw_path
-        self._origin = (self._base.scheme, self._base.host, self._base.port)
+        self._origin = (self._base.scheme, _host(self._base), self._base.port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: asyncio.Semaphore | None = None
         self._wires: dict[tuple[str, str, int], Wire] = {}
@@ -626,7 +631,7 @@ class HttpClient:
         scheme = url.scheme
         if scheme not in _PORTS:
             raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}'")
-        reply = await self._wire(scheme, url.host, url.port or _PORTS[scheme]).send(
+        reply = await self._wire(scheme, _host(url), url.port or _PORTS[scheme]).send(
             request.method.encode("ascii"), url.raw_path, request.headers.raw, request.read()
         )
         return self._answer(reply, request)
