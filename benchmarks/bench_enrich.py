@@ -22,7 +22,9 @@ event loop, and launches all its look-ups at once (`asyncio.gather`). Scenarios:
   connections with bare `httpx` (`raw`: one GET and a JSON parse per look-up, the same
   semaphore), to see the cost of large httpx pools (encode/httpx#3215), beside the
   adapter (`fido`), whose direct connections have no such layout (one pool per origin:
-  `--pool` and the layouts change only its pools through a proxy), as a reference.
+  `--pool` and the layouts change only its pools through a proxy), as a reference. Bare
+  httpx runs with the httpcore fix fido makes when it uses httpcore (no failed `import
+  sniffio` on each lock, encode/httpcore#1103).
 
 Each scenario runs `--runs` times; the figures are medians, with wall time, the ratio to
 the bound, look-ups per second, the client's CPU seconds, the server's requests and the
@@ -235,6 +237,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 judge(result, len(subjects), len(subjects) / rate, TARGETS["limited"])
                 out["limited"][f"{rate}/s"] = result
         if "layout" in args.scenario:
+            # bare httpx with the httpcore fix fido makes whenever it uses httpcore (no
+            # failed `import sniffio` per lock): it used to depend on whether fido had
+            # used httpcore before in this process; fido's direct connections do not
+            _http_client._skip_missing_sniffio()  # noqa: SLF001
             subjects = sha256s(args.unique, seed=5)
             bound = len(subjects) * latency / concurrency
             runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
