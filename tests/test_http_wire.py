@@ -691,3 +691,19 @@ def test_hosts_are_connected_to_as_httpx_would() -> None:
         None,
     )
     assert HttpClient(base_url="http://[::1]:8080/api/")._origin == ("http", "::1", 8080)
+
+
+def test_closing_closes_a_transport_given_as_httpx_client_did() -> None:
+    closed: list[bool] = []
+
+    class Closing(httpx.MockTransport):
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    http = HttpClient(
+        base_url="https://intel.example/api/",
+        transport=Closing(lambda request: httpx.Response(200, json=[])),
+    )
+    assert run(http, lambda: http.get_json("x")) == []
+    assert closed == [True]
+    assert run(http, lambda: http.get_json("x")) == []  # usable again, as before

@@ -707,8 +707,6 @@ class HttpClient:
         for wire in wires.values():
             with contextlib.suppress(RuntimeError):  # their loop is gone: nothing to close
                 await wire.aclose()
-        for transport in transports:
-            if transport is self._transport:
-                continue  # the caller's, to close
+        for transport in transports:  # the caller's too, as httpx's client closes it
             with contextlib.suppress(RuntimeError):
                 await transport.aclose()
