@@ -191,7 +191,6 @@ JUSTIFIED = {
     "src/fido/_cli/commands.py": "the CLI sets the level of the `fido` logger (logs nothing)",
     "src/fido/testing/_conformance.py": "the root logger: the kit checks what reaches it",
     "src/fido/adapters/enrichers/threatgrid.py": "httpx's logger: its request lines hold the key",
-    "src/fido/adapters/_http_client.py": "httpx's logger: the request lines httpx's client logs",
 }
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from fido._findings import Subject
-    from fido.adapters._http_wire import Wire
+    from fido.adapters._http_wire import Wire, WireTransport
 
 T = TypeVar("T")
 KEY = "probe-Key-0123456789abcdef"
@@ -414,20 +414,26 @@ def test_a_ca_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) 
 def test_tls_is_verified_by_default_and_every_connection_shares_one_context() -> None:
     http = HttpClient(base_url="https://intel.example/", timeout=2.5, concurrency=20)
 
-    async def layout() -> tuple[Wire, Wire]:
-        http._setup()
-        return http._wire("https", "intel.example", 443), http._wire("https", "cdn.example", 443)
+    async def layout() -> tuple[httpx.AsyncClient, WireTransport, Wire, Wire]:
+        client, _ = http._setup()
+        transport = http._wire
+        assert transport is not None
+        wire = transport._wire(("https", "intel.example", 443, None))
+        return client, transport, wire, transport._wire(("https", "cdn.example", 443, None))
 
-    wire, other = run(http, layout)
+    client, transport, wire, other = run(http, layout)
     assert isinstance(http._verify, ssl.SSLContext)
     assert http._verify.verify_mode is ssl.CERT_REQUIRED
     assert http._verify.check_hostname is True
     assert wire._ssl is http._verify
     assert other._ssl is http._verify
     assert (wire.timeout, wire.max_idle, wire.keepalive_expiry) == (2.5, 20, 5.0)
-    assert (b"User-Agent", f"fido/{fido.__version__}".encode()) in [
-        (name.title(), value) for name, value in http._plain_headers
-    ]
+    # one httpx.AsyncClient, fido's connections its transport
+    assert client._transport is transport
+    assert client.timeout == httpx.Timeout(2.5, pool=None)
+    assert client.headers["user-agent"] == f"fido/{fido.__version__}"
+    assert client.follow_redirects is False
+    assert client.base_url == "https://intel.example/"
 
 
 # -- secrets ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import fido
 from fido.adapters import _http_client
 from fido.adapters._http import HttpClient, HttpError
-from fido.adapters._http_wire import Wire, _Stream
+from fido.adapters._http_wire import Reply, Wire, WireTransport, _Stream
 
 T = TypeVar("T")
 
@@ -417,30 +417,27 @@ def client_of(server: RawServer, **options: Any) -> HttpClient:
     )
 
 
-def test_a_plain_get_is_the_request_httpx_would_send() -> None:
+def test_a_get_is_the_request_httpx_builds_byte_for_byte() -> None:
+    paths = ("files/abc", "ip_addresses/1.2.3.4", "urls/aHR0cDovL2E-_~", "files/x?y=1")
+
     async def body(server: RawServer) -> tuple[list[Seen], list[httpx.Request]]:
         http = client_of(server)
-        made: list[httpx.Request] = []
         try:
-            for path in ("files/abc", "ip_addresses/1.2.3.4", "urls/aHR0cDovL2E-_~"):
+            for path in paths:
                 await http.get_json(path)
-                made.append(http._plain_request(http._base_path + path.encode()))
-            # the same paths the general way (not plain): the same bytes on the wire
-            for path in ("files/abc", "ip_addresses/1.2.3.4", "urls/aHR0cDovL2E-_~"):
-                await http.get_json(path, params={})
-            return list(server.seen), made
+            client, _ = http._setup()
+            return list(server.seen), [client.build_request("GET", path) for path in paths]
         finally:
             await http.aclose()
 
-    seen, made = serve(lambda seen: reply(), body)
-    plain, general = seen[:3], seen[3:]
-    for fast, slow, request in zip(plain, general, made, strict=True):
-        assert fast.head == slow.head  # byte for byte: target, headers, their order
-        assert fast.target == request.url.raw_path.decode()
-        assert fast.headers == [(k.decode(), v.decode()) for k, v in request.headers.raw]
-    assert plain[0].header("user-agent") == f"fido/{fido.__version__}"
-    assert plain[0].header("x-key") == "s3cret"
-    assert plain[0].header("accept-encoding")  # httpx's defaults, as before
+    seen, built = serve(lambda seen: reply(), body)
+    for got, request in zip(seen, built, strict=True):
+        assert got.target == request.url.raw_path.decode()
+        # the headers as httpx's client makes them, in its order
+        assert got.headers == [(k.decode(), v.decode()) for k, v in request.headers.raw]
+    assert seen[0].header("user-agent") == f"fido/{fido.__version__}"
+    assert seen[0].header("x-key") == "s3cret"
+    assert seen[0].header("accept-encoding")  # httpx's defaults, as before
 
 
 @pytest.mark.parametrize(
@@ -479,7 +476,8 @@ def test_an_absolute_url_goes_to_its_own_origin() -> None:
         try:
             answer = await http.get_json(f"{server.url}page/2", params={"n": "3"})
             assert answer == {}
-            return server.seen[0].target, len(http._wires)
+            assert http._wire is not None
+            return server.seen[0].target, len(http._wire._wires)
         finally:
             await http.aclose()
 
@@ -624,13 +622,15 @@ def run(owner: HttpClient, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def test_plain_http_loads_no_ca_bundle() -> None:
-    http = HttpClient(base_url="http://intel.example/", verify=True)
+    async def body(server: RawServer) -> HttpClient:
+        http = client_of(server, verify=True)
+        try:
+            assert await http.get_json("files/a") == {}
+            return http
+        finally:
+            await http.aclose()
 
-    async def layout() -> Wire:
-        http._setup()
-        return http._wire("http", "intel.example", 80)
-
-    assert run(http, layout)._ssl is None
+    http = serve(lambda seen: reply(), body)
     assert http._verify is True  # made only for an https connection
 
 
@@ -639,13 +639,15 @@ def test_a_proxy_goes_through_several_small_httpx_pools() -> None:
         base_url="https://intel.example/", proxy="http://proxy.example:3128", concurrency=20
     )
 
-    async def layout() -> list[httpx.AsyncBaseTransport]:
-        http._setup()
-        return list(http._transports)
+    async def layout() -> httpx.AsyncBaseTransport:
+        client, _ = http._setup()
+        return client._transport
 
-    transports = run(http, layout)
-    assert len(transports) == math.ceil(20 / _http_client._POOL)
-    assert all(isinstance(t, httpx.AsyncHTTPTransport) for t in transports)
+    transport = run(http, layout)
+    assert isinstance(transport, _http_client._Pools)
+    assert len(transport.transports) == math.ceil(20 / _http_client._POOL)
+    assert all(isinstance(t, httpx.AsyncHTTPTransport) for t in transport.transports)
+    assert http._wire is None
     assert isinstance(http._verify, ssl.SSLContext)
     assert http._verify.verify_mode is ssl.CERT_REQUIRED
 
@@ -684,13 +686,22 @@ def test_a_request_waiting_for_a_place_goes_out_before_the_answer_is_read(
     assert events == ["sent c", "read c"]
 
 
-def test_hosts_are_connected_to_as_httpx_would() -> None:
-    assert HttpClient(base_url="https://bücher.example/api/")._origin == (
-        "https",
-        "xn--bcher-kva.example",  # IDNA, as httpx's transport connects
-        None,
-    )
-    assert HttpClient(base_url="http://[::1]:8080/api/")._origin == ("http", "::1", 8080)
+def test_hosts_are_connected_to_as_httpx_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def send(self: Wire, *args: Any) -> Reply:
+        return Reply(200, b"OK", [], b"")
+
+    monkeypatch.setattr(Wire, "send", send)
+
+    async def main() -> list[tuple[str, str, int, str | None]]:
+        transport = WireTransport(ssl_context=ssl.create_default_context())
+        for url in ("https://bücher.example/api/", "http://[::1]:8080/api/"):
+            await transport.handle_async_request(httpx.Request("GET", url))
+        return list(transport._wires)
+
+    assert asyncio.run(main()) == [
+        ("https", "xn--bcher-kva.example", 443, None),  # IDNA, as httpx's transport connects
+        ("http", "::1", 8080, None),
+    ]
 
 
 def test_closing_closes_a_transport_given_as_httpx_client_did() -> None:

@@ -15,16 +15,14 @@ held, the optional `pace` (the bucket's rate learned from 429 answers,
 optional `not_found` says it is the vendor's own answer; a 429 whose `quota` says a
 quota is spent carries the seconds until it resets (`HttpError.spent`).
 
-Requests go out three ways, with the same headers, URLs, bodies and timeouts: directly
-over `Wire` connections (`_http_wire`: asyncio and h11, one keep-alive pool per origin,
-which costs a fraction of the CPU of `httpx.AsyncClient` and its pool,
-encode/httpx#3215); through a proxy, over several `httpx.AsyncHTTPTransport`s with small
-pools (each request to the one with the fewest in flight); or through the `transport`
-a caller gives (tests give `httpx.MockTransport`). Requests are built as httpx builds
-them (`httpx.Request`, merged with `base_url` as `httpx.AsyncClient` does), except a GET
-of a plain relative path, whose target and headers are the same bytes made without
-parsing; answers are httpx's `httpx.Response`, decoded as httpx decodes them. No cookie
-is kept between requests.
+Every request goes through one `httpx.AsyncClient` (per event loop), so that URLs,
+headers, cookies, timeouts, redirects (never followed) and its log lines are httpx's.
+Its transport is one of three: fido's keep-alive connections (`_http_wire.WireTransport`:
+asyncio and h11, one pool per origin, a fraction of the CPU of httpx's pool, whose cost
+grows with its connections, encode/httpx#3215); through a proxy, or where h11 cannot be
+imported, several `httpx.AsyncHTTPTransport`s with small pools (`_Pools`: each request to
+the one with the fewest in flight); or the `transport` a caller gives (tests give
+`httpx.MockTransport`).
 
 `fido.adapters._http` (the `HttpEnricher` base) re-exports what is public here.
 """
@@ -36,10 +34,8 @@ import contextlib
 import email.utils
 import importlib.util
 import json
-import logging
 import math
 import random
-import re
 import ssl
 import time
 from datetime import UTC, datetime, timedelta
@@ -52,26 +48,21 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from fido._errors import ConfigurationError
 from fido._logging import get_logger
 from fido._version import __version__
-from fido.adapters._http_wire import Reply, Wire
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+    from fido.adapters._http_wire import WireTransport
 
 __all__ = ["RETRY_STATUSES", "HttpClient", "HttpError", "retry_after"]
 
 log = get_logger("fido.adapters.http")
-_REQUEST_LOG: Final = logging.getLogger("httpx")
-"""Where `httpx.AsyncClient` logs each request (INFO): so does `HttpClient`."""
 
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _POOL: Final = 4
-"""Connections per `httpx.AsyncHTTPTransport` (through a proxy): measured
+"""Connections per `httpx.AsyncHTTPTransport` of `_Pools`: measured
 (benchmarks/bench_enrich.py), 4 costs the least CPU per request: 64 in one pool take 5
 times as much, 16 twice, 8 about 1.5 times."""
-_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_~!$&'()*+,;=-][A-Za-z0-9._~!$&'()*+,;=/-]*")
-"""A relative path httpx leaves as it is (no query, escape or colon; no leading `/` or
-`.`); one with a dot segment (`/.`) is not plain either."""
-_PORTS: Final = {"http": 80, "https": 443}
 _PATCHED: list[bool] = []
 
 
@@ -148,80 +139,84 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, number) if math.isfinite(number) else None
 
 
-def _host(url: httpx.URL) -> str:
-    """The host to connect to, as httpx's transport has it (IDNA-encoded, no brackets)."""
-    return url.raw_host.decode("ascii")
+def _wire_transport() -> type[WireTransport] | None:
+    """The keep-alive transport of fido's own; None if h11 is missing or too old.
+
+    h11 comes with httpx (through httpcore) but is no dependency of fido's own: without
+    it, requests go over httpx's transport (`_Pools`) as they would through a proxy.
+    """
+    try:
+        from fido.adapters._http_wire import WireTransport  # h11 may be missing
+    except ImportError as exc:
+        log.debug("fido's HTTP/1.1 connections are not available (%s): httpx's are used", exc)
+        return None
+    return WireTransport
 
 
-def _log_request(response: httpx.Response) -> None:
-    """The line `httpx.AsyncClient` logs for a request, on its logger."""
-    request = response.request
-    _REQUEST_LOG.info(
-        'HTTP Request: %s %s "%s %d %s"',
-        request.method,
-        request.url,
-        response.http_version,
-        response.status_code,
-        response.reason_phrase,
-    )
+class _Pools(httpx.AsyncBaseTransport):
+    """Several transports with small pools: each request to the one with the fewest in flight.
 
-
-class _Answer:
-    """An answer: its status, its body (decoded), and the `httpx.Response` when needed.
-
-    From a direct connection the response is made on first use (most answers need only
-    their status and body), for `request`: an `httpx.Request`, or the target of a plain
-    GET on `base_url`'s origin (made into one by `client`).
+    httpx's pool spends CPU that grows with its connections (encode/httpx#3215) and
+    checks each idle connection for every request it places: 64 concurrent requests go
+    over 16 pools of 4, and none queues inside a pool. A request is in flight until its
+    answer is closed (read whole, by `httpx.AsyncClient`).
     """
 
-    __slots__ = ("_client", "_reply", "_request", "_response", "content", "status")
+    def __init__(self, transports: list[httpx.AsyncBaseTransport]) -> None:
+        self.transports = transports
+        self.load = [0] * len(transports)
+        """Requests in flight on each transport."""
 
-    def __init__(
-        self,
-        status: int,
-        content: bytes,
-        response: httpx.Response | None = None,
-        *,
-        reply: Reply | None = None,
-        request: httpx.Request | bytes | None = None,
-        client: HttpClient | None = None,
-    ) -> None:
-        self.status = status
-        self.content = content
-        self._response = response
-        self._reply = reply
-        self._request = request
-        self._client = client
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        load = self.load
+        index = load.index(min(load))
+        load[index] += 1
+        try:
+            response = await self.transports[index].handle_async_request(request)
+        except BaseException:
+            load[index] -= 1
+            raise
+        stream = response.stream
+        if isinstance(stream, httpx.AsyncByteStream):
+            response.stream = _Counted(stream, load, index)
+        else:  # pragma: no cover - httpx's transports answer with async streams
+            load[index] -= 1
+        return response
 
-    @property
-    def response(self) -> httpx.Response:
-        """The answer as an `httpx.Response` (made on first use)."""
-        if self._response is None:
-            reply, request, client = self._reply, self._request, self._client
-            if reply is None or request is None or client is None:  # pragma: no cover
-                raise AssertionError("an answer has a response or what makes one")
-            if not isinstance(request, httpx.Request):
-                request = client._plain_request(request)  # noqa: SLF001 - its maker
-            self._response = _response(reply, request)
-        return self._response
+    async def aclose(self) -> None:
+        for transport in self.transports:
+            await transport.aclose()
 
 
-def _response(reply: Reply, request: httpx.Request) -> httpx.Response:
-    """An `httpx.Response` from a direct connection's reply (its body decoded, as httpx does).
+class _Counted(httpx.AsyncByteStream):
+    """An answer's body that counts its request out of `_Pools.load` when closed."""
 
-    Raises:
-        httpx.DecodingError: The body cannot be decoded (gzip that is not, say).
+    def __init__(self, stream: httpx.AsyncByteStream, load: list[int], index: int) -> None:
+        self._stream = stream
+        self._load = load
+        self._index = index
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if self._index >= 0:
+            self._load[self._index] -= 1
+            self._index = -1
+        await self._stream.aclose()
+
+
+def _timed(response: httpx.Response, started: float) -> None:
+    """Give `response` the `elapsed` httpx's client gives it, if it could not.
+
+    The client times the answer's body when it closes it; an answer the transport made
+    already read (`httpx.MockTransport`'s) has none, and `elapsed` would raise.
     """
-    response = httpx.Response(
-        reply.status,
-        headers=reply.headers,
-        stream=httpx.ByteStream(reply.body),
-        request=request,
-        extensions={"http_version": b"HTTP/1.1", "reason_phrase": reply.reason},
-    )
-    response.read()
-    response.elapsed = timedelta(seconds=reply.elapsed)
-    return response
+    try:
+        response.elapsed  # noqa: B018 - set, or RuntimeError
+    except RuntimeError:
+        response.elapsed = timedelta(seconds=time.perf_counter() - started)
 
 
 class HttpClient:
@@ -278,7 +273,7 @@ class HttpClient:
             raise ConfigurationError("concurrency and max_attempts must be at least 1")
         self.base_url = base_url.rstrip("/") + "/"
         try:
-            self._base = httpx.URL(self.base_url)
+            httpx.URL(self.base_url)
         except httpx.InvalidURL as exc:
             raise ConfigurationError(f"base_url: {exc}") from None
         self.headers = {"user-agent": f"fido/{__version__}", **(headers or {})}
@@ -294,7 +289,6 @@ class HttpClient:
                 self._verify = ssl.create_default_context(cafile=ca_file)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigurationError(f"ca_file: cannot load {ca_file}: {exc}") from None
-        self._alpn = False
         self._proxy = proxy
         self._transport = transport
         self._on_retry = on_retry
@@ -302,25 +296,12 @@ class HttpClient:
         self._pace = pace
         self._not_found = not_found
         self._quota = quota
-        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": None}
-        """The `timeout` extension of every request (as `httpx.AsyncClient` sets it)."""
-        with httpx.Client(
-            headers=self.headers, transport=httpx.BaseTransport(), trust_env=False
-        ) as defaults:  # httpx's default headers (accept, accept-encoding...) and ours
-            self._defaults = defaults.headers
-        base = httpx.Request("GET", self._base, headers=self._defaults)
-        self._plain_headers = base.headers.raw
-        """The headers of a GET on `base_url`'s origin, Host first, as httpx sends them."""
-        self._base_path = self._base.raw_path
-        self._origin = (self._base.scheme, _host(self._base), self._base.port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: asyncio.Semaphore | None = None
-        self._wires: dict[tuple[str, str, int], Wire] = {}
-        """Direct connections, by origin (the current event loop's)."""
-        self._transports: list[httpx.AsyncBaseTransport] = []
-        """Through a proxy or the caller's transport (the current event loop's)."""
-        self._load: list[int] = []
-        """Requests in flight on each of `_transports`."""
+        self._client: httpx.AsyncClient | None = None
+        """The current event loop's client."""
+        self._wire: WireTransport | None = None
+        """Its transport, if it is fido's connections."""
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         """How retries wait (tests replace it)."""
         self.requests = 0
@@ -331,67 +312,59 @@ class HttpClient:
 
     @property
     def connections(self) -> int:
-        """Direct connections opened in the current event loop (tests, the benchmark)."""
-        return sum(wire.connections for wire in self._wires.values())
+        """Connections of fido's own opened in the current event loop (tests, the benchmark)."""
+        return 0 if self._wire is None else self._wire.connections
 
     def _ssl_context(self) -> ssl.SSLContext:
-        """The one TLS context of every connection (loading a CA bundle takes a while).
-
-        Offering HTTP/1.1 by ALPN, as httpcore's connections do with theirs.
-        """
+        """The one TLS context of every connection (loading a CA bundle takes a while)."""
         if not isinstance(self._verify, ssl.SSLContext):
             self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
-        if not self._alpn:
-            self._verify.set_alpn_protocols(["http/1.1"])
-            self._alpn = True
         return self._verify
 
-    def _setup(self) -> asyncio.Semaphore:
-        """The semaphore of the running event loop, its connections made anew if it is new.
+    def _setup(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The client and semaphore of the running event loop, made anew for a new loop.
 
-        Connections, transports and semaphores belong to one event loop: a new loop gets
-        new ones (the old loop's connections went with it).
+        Clients, their connections and semaphores belong to one event loop: a new loop
+        gets new ones (the old loop's connections went with it).
         """
         loop = asyncio.get_running_loop()
-        if self._loop is loop and self._gate is not None:
-            return self._gate
-        self._loop = loop
-        self._gate = asyncio.Semaphore(self.concurrency)
-        self._wires = {}
-        if self._transport is not None or self._proxy is not None:
-            _skip_missing_sniffio()  # httpcore's pools serve these
+        if self._loop is not loop or self._client is None or self._gate is None:
+            self._loop = loop
+            self._gate = asyncio.Semaphore(self.concurrency)
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=httpx.Timeout(self.timeout, pool=None),
+                follow_redirects=False,
+                trust_env=False,
+                transport=self._new_transport(),
+            )
+        return self._client, self._gate
+
+    def _new_transport(self) -> httpx.AsyncBaseTransport:
+        """The caller's transport; else fido's connections; else (a proxy) httpx's pools."""
+        self._wire = None
+        if self._transport is None and self._proxy is None:
+            wire = _wire_transport()
+            if wire is not None:
+                self._wire = wire(
+                    ssl_context=self._ssl_context, timeout=self.timeout, max_idle=self.concurrency
+                )
+                return self._wire
+        _skip_missing_sniffio()  # httpcore's pools serve the others
         if self._transport is not None:
-            self._transports = [self._transport]
-        elif self._proxy is not None:
-            count = max(1, math.ceil(self.concurrency / _POOL))
-            size = math.ceil(self.concurrency / count)
-            self._transports = [
+            return self._transport
+        count = max(1, math.ceil(self.concurrency / _POOL))
+        size = math.ceil(self.concurrency / count)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        return _Pools(
+            [
                 httpx.AsyncHTTPTransport(
-                    verify=self._ssl_context(),
-                    proxy=self._proxy,
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                    trust_env=False,
+                    verify=self._ssl_context(), proxy=self._proxy, limits=limits, trust_env=False
                 )
                 for _ in range(count)
             ]
-        else:
-            self._transports = []
-        self._load = [0] * len(self._transports)
-        return self._gate
-
-    def _wire(self, scheme: str, host: str, port: int) -> Wire:
-        key = (scheme, host, port)
-        wire = self._wires.get(key)
-        if wire is None:
-            wire = self._wires[key] = Wire(
-                scheme=scheme,
-                host=host,
-                port=port,
-                ssl_context=self._ssl_context() if scheme == "https" else None,
-                timeout=self.timeout,
-                max_idle=self.concurrency,
-            )
-        return wire
+        )
 
     def scrub(self, text: str) -> str:
         """`text` without any credential in it (as it is, or escaped in a URL)."""
@@ -413,47 +386,17 @@ class HttpClient:
     ) -> httpx.Response | None:
         """Send a request, retrying what may succeed later.
 
+        `path` is merged with `base_url` as `httpx.AsyncClient` merges it (an absolute
+        URL goes as it is).
+
         Returns:
             The response (status in `ok`), or None (status in `absent`: not found).
 
         Raises:
             HttpError: It failed for good (the message names method, path and status).
         """
-        answer = await self._attempts(
-            method, path, params=params, data=data, json_body=json_body, ok=ok, absent=absent
-        )
-        return None if answer is None else answer.response
-
-    async def get_json(self, path: str, **kwargs: Any) -> Any:
-        """GET `path` and parse its JSON body; None if the service says not found.
-
-        Raises:
-            HttpError: The request failed, or the body is not JSON.
-        """
-        answer = await self._attempts(kwargs.pop("method", "GET"), path, **kwargs)
-        if answer is None:
-            return None
-        try:
-            return json.loads(answer.content)  # as `httpx.Response.json` does
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HttpError(
-                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
-            ) from None
-
-    async def _attempts(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        ok: tuple[int, ...] = (200,),
-        absent: tuple[int, ...] = (404,),
-    ) -> _Answer | None:
-        """The first attempt, then (after a retryable failure) tenacity's retries."""
         started = time.monotonic()
-        try:
+        try:  # the first attempt; tenacity only for the retries
             return await self._once(method, path, params, data, json_body, ok, absent)
         except HttpError as exc:
             if not exc.retryable:
@@ -479,6 +422,22 @@ class HttpClient:
                     await self._throttle()
                 return await self._once(method, path, params, data, json_body, ok, absent)
         raise AssertionError("unreachable")  # pragma: no cover - reraise=True
+
+    async def get_json(self, path: str, **kwargs: Any) -> Any:
+        """GET `path` and parse its JSON body; None if the service says not found.
+
+        Raises:
+            HttpError: The request failed, or the body is not JSON.
+        """
+        response = await self.request(kwargs.pop("method", "GET"), path, **kwargs)
+        if response is None:
+            return None
+        try:
+            return json.loads(response.content)  # as `httpx.Response.json` does
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HttpError(
+                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
+            ) from None
 
     def _stop(self, state: RetryCallState) -> bool:
         """Whether to give up: attempts spent, time spent, or a `Retry-After` beyond it.
@@ -523,16 +482,20 @@ class HttpClient:
         json_body: Any,
         ok: tuple[int, ...],
         absent: tuple[int, ...],
-    ) -> _Answer | None:
-        gate = self._gate
-        if gate is None or self._loop is not asyncio.get_running_loop():
-            gate = self._setup()
+    ) -> httpx.Response | None:
+        client, gate = self._client, self._gate
+        if client is None or gate is None or self._loop is not asyncio.get_running_loop():
+            client, gate = self._setup()
         async with gate:
             if self._pace is not None:  # paced where the request is sent, retries too
                 await self._pace()
             self.requests += 1
+            started = time.perf_counter()
             try:
-                answer = await self._exchange(method, path, params, data, json_body)
+                response = await client.request(
+                    method, path, params=params, data=data, json=json_body
+                )
+                _timed(response, started)
             except httpx.TimeoutException:
                 raise HttpError(
                     f"{self._where(method, path)}: timed out after {self.timeout:g} s",
@@ -552,21 +515,20 @@ class HttpClient:
             # the place given back went to a request waiting for it: let that one go out
             # before this answer is read (its JSON, its finding), not after
             await asyncio.sleep(0)
-        if _REQUEST_LOG.isEnabledFor(logging.INFO):
-            _log_request(answer.response)
-        status = answer.status
-        if status in ok:
-            return answer
-        self._refused(method, path, answer, absent)
+        if response.status_code in ok:
+            return response
+        self._refused(method, path, response, absent)
         return None
 
     @staticmethod
     def _where(method: str, path: str) -> str:
         return f"{method} {path.split('?')[0]}"
 
-    def _refused(self, method: str, path: str, answer: _Answer, absent: tuple[int, ...]) -> None:
+    def _refused(
+        self, method: str, path: str, response: httpx.Response, absent: tuple[int, ...]
+    ) -> None:
         """None for the service's "not found"; else the `HttpError` the answer means."""
-        status, response, where = answer.status, answer.response, self._where(method, path)
+        status, where = response.status_code, self._where(method, path)
         if status in absent:
             if self._not_found is None or self._not_found(response):
                 return
@@ -586,99 +548,6 @@ class HttpClient:
             breaks=retryable or status in (401, 403),
             spent=reset is not None,
         )
-
-    async def _exchange(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        data: Mapping[str, Any] | None,
-        json_body: Any,
-    ) -> _Answer:
-        """Send one request the way it goes (directly, a proxy, a transport); read it all.
-
-        Raises:
-            httpx.HTTPError: It could not be sent, or its answer not read or decoded.
-            httpx.InvalidURL: `path` makes no valid URL.
-        """
-        if (
-            not self._transports
-            and method == "GET"
-            and params is None
-            and data is None
-            and json_body is None
-            and _PLAIN_PATH.fullmatch(path) is not None
-            and "/." not in path
-        ):  # the common case: the target and headers as httpx would make them
-            target = self._base_path + path.encode("ascii")
-            scheme, host, port = self._origin
-            reply = await self._wire(scheme, host, port or _PORTS[scheme]).send(
-                b"GET", target, self._plain_headers, b""
-            )
-            return self._answer(reply, target)
-        request = httpx.Request(
-            method,
-            self._merge_url(path),
-            params=params,
-            data=data,
-            json=json_body,
-            headers=self._defaults,
-            extensions={"timeout": self._timeouts},
-        )
-        if self._transports:
-            return await self._through(request)
-        url = request.url
-        scheme = url.scheme
-        if scheme not in _PORTS:
-            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}'")
-        reply = await self._wire(scheme, _host(url), url.port or _PORTS[scheme]).send(
-            request.method.encode("ascii"), url.raw_path, request.headers.raw, request.read()
-        )
-        return self._answer(reply, request)
-
-    def _merge_url(self, path: str) -> httpx.URL:
-        """`path` under `base_url`, as `httpx.AsyncClient` merges them (an absolute URL: as is)."""
-        url = httpx.URL(path)
-        if url.is_relative_url:
-            return self._base.copy_with(raw_path=self._base_path + url.raw_path.lstrip(b"/"))
-        return url
-
-    def _plain_request(self, target: bytes) -> httpx.Request:
-        """The `httpx.Request` a plain GET was (for its response)."""
-        return httpx.Request(
-            "GET",
-            self._base.copy_with(raw_path=target),
-            headers=self._defaults,
-            extensions={"timeout": self._timeouts},
-        )
-
-    def _answer(self, reply: Reply, request: httpx.Request | bytes) -> _Answer:
-        """An answer from a direct connection; a body encoded (gzip...) is decoded now."""
-        for name, value in reply.headers:
-            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
-                if not isinstance(request, httpx.Request):
-                    request = self._plain_request(request)
-                made = _response(reply, request)  # a body that cannot be decoded: an error now
-                return _Answer(reply.status, made.content, made)
-        return _Answer(reply.status, reply.body, reply=reply, request=request, client=self)
-
-    async def _through(self, request: httpx.Request) -> _Answer:
-        """Send through the proxy's (or the caller's) transport with the fewest in flight."""
-        load = self._load
-        index = load.index(min(load))
-        load[index] += 1
-        started = time.perf_counter()
-        try:
-            response = await self._transports[index].handle_async_request(request)
-            response.request = request
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-                response.elapsed = timedelta(seconds=time.perf_counter() - started)
-        finally:
-            load[index] -= 1
-        return _Answer(response.status_code, response.content, response)
 
     def _reason(self, response: httpx.Response) -> str:
         """A short reason from an error body (`{"error": {"code": ...}}` and the like)."""
@@ -700,13 +569,13 @@ class HttpClient:
         return f" ({self.scrub(str(code))[:200]})"
 
     async def aclose(self) -> None:
-        """Close the connections of the current event loop."""
-        wires, self._wires = self._wires, {}
-        transports, self._transports = self._transports, []
+        """Close the current event loop's client and its connections.
+
+        A transport given is closed too, as httpx's client closes it; the next request
+        opens new connections.
+        """
+        client, self._client, self._wire = self._client, None, None
         self._loop = self._gate = None
-        for wire in wires.values():
-            with contextlib.suppress(RuntimeError):  # their loop is gone: nothing to close
-                await wire.aclose()
-        for transport in transports:  # the caller's too, as httpx's client closes it
-            with contextlib.suppress(RuntimeError):
-                await transport.aclose()
+        if client is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is gone: nothing to close
+                await client.aclose()

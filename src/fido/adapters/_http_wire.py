@@ -1,17 +1,22 @@
-"""`Wire`: HTTP/1.1 connections to one origin, kept alive, for `HttpClient`.
+"""`WireTransport`: fido's HTTP/1.1 keep-alive connections, as an httpx transport.
 
-The direct path of `HttpClient` (no proxy, no transport of the caller's): requests go
-over plain asyncio connections (`asyncio.Protocol`, TLS by the event loop's `ssl`
-support), each exchange framed and parsed by `h11`, the HTTP/1.1 state machine that
-httpx's own transport (httpcore) uses. It does what httpcore's pool does for fido's
-requests, at a fraction of the CPU: one request at a time per connection, idle
-connections kept for `keepalive_expiry` seconds and reused last in, first out (no scan
-of the pool per request: encode/httpx#3215), a connection the server closed or wrote
-to while idle never reused, one that a cancellation or an error left half-way closed.
-Timeouts apply to connecting (the TLS handshake included), to each write that must wait
-and to each read, as httpx's do; failures raise httpx's own exceptions
-(`httpx.ConnectError`, `httpx.ReadTimeout`, `httpx.RemoteProtocolError`, ...), so the
-caller handles them as it handles httpx's. No redirect is ever followed.
+The transport of the `httpx.AsyncClient` of `HttpClient` when there is no proxy and no
+transport of the caller's: requests go over plain asyncio connections (`asyncio.Protocol`,
+TLS by the event loop's `ssl` support), each exchange framed and parsed by `h11`, the
+HTTP/1.1 state machine that httpx's own transport (httpcore) uses. It does what
+httpcore's pool does for fido's requests, at a fraction of the CPU: one request at a time
+per connection, idle connections kept for `keepalive_expiry` seconds and reused last in,
+first out (no scan of the pool per request: encode/httpx#3215), a connection the server
+closed or wrote to while idle never reused, one that a cancellation or an error left
+half-way closed. The request's `timeout` extension (as `httpx.AsyncClient` sets it)
+bounds connecting (the TLS handshake included), each write that must wait and each read;
+failures raise httpx's own exceptions (`httpx.ConnectError`, `httpx.ReadTimeout`,
+`httpx.RemoteProtocolError`, ...). Each answer is read whole before it is handed over
+(its connection free for the next request), its body as sent: the client decodes it.
+
+h11 comes with httpx (through httpcore) but is not a dependency of fido's own: importing
+this module raises `ImportError` if h11 is missing or older than this module needs
+(0.13, httpcore 1.0's own floor), and `HttpClient` then uses httpx's transport.
 """
 
 from __future__ import annotations
@@ -21,26 +26,58 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import h11
 import httpx
 
-__all__ = ["Reply", "Wire"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
-_READ: Final = 64 * 1024
-"""Bytes asked for per read (httpcore's figure)."""
+__all__ = ["Reply", "Wire", "WireTransport"]
+
+_H11_NAMES: Final = (
+    "CLIENT",
+    "DONE",
+    "NEED_DATA",
+    "SEND_RESPONSE",
+    "Connection",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+)
+"""What this module uses of h11."""
+
+
+def _h11_version() -> tuple[int, ...]:
+    try:
+        version: str = h11.__version__  # type: ignore[attr-defined]
+        return tuple(int(part) for part in version.split(".")[:2])
+    except (AttributeError, ValueError):
+        return ()
+
+
+if _h11_version() < (0, 13) or not all(hasattr(h11, name) for name in _H11_NAMES):
+    raise ImportError(
+        f"h11 {getattr(h11, '__version__', '?')} lacks what fido's HTTP wire needs (0.13+)"
+    )
+
 _MAX_HEAD: Final = 100 * 1024
 """The largest response head accepted (httpcore's figure)."""
+_PORTS: Final = {"http": 80, "https": 443}
+
+Timeouts = tuple[float | None, float | None, float | None]
+"""Seconds to connect, to read, to write (None: no limit)."""
 
 
 class Reply:
-    """A response as it came: status, reason, raw headers, body (as sent: not decoded).
+    """A response as it came: status, reason, raw headers, body (as sent: not decoded)."""
 
-    `elapsed`: the seconds from the request's start to the response's end.
-    """
-
-    __slots__ = ("body", "elapsed", "headers", "reason", "status")
+    __slots__ = ("body", "headers", "reason", "status")
 
     def __init__(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
@@ -49,7 +86,6 @@ class Reply:
         self.reason = reason
         self.headers = headers
         self.body = body
-        self.elapsed = 0.0
 
 
 class _Stream(asyncio.Protocol):
@@ -194,7 +230,10 @@ class Wire:
         host: The host name or address.
         port: The port.
         ssl_context: How to verify the server (`https`; None for `http`).
-        timeout: Seconds to connect, and for each read and each write that waits.
+        server_hostname: The name the server's certificate must have, sent by SNI
+            (default: `host`).
+        timeout: Seconds to connect, and for each read and each write that waits, for a
+            request that gives no timeouts of its own.
         keepalive_expiry: Seconds an idle connection is kept (httpx's default, 5).
         max_idle: Idle connections kept at most (the client's concurrency).
     """
@@ -206,6 +245,7 @@ class Wire:
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None = None,
         timeout: float | None,
         keepalive_expiry: float = 5.0,
         max_idle: int = 64,
@@ -216,6 +256,7 @@ class Wire:
         self.host = host
         self.port = port
         self._ssl = ssl_context if scheme == "https" else None
+        self.server_hostname = server_hostname or host
         self.timeout = timeout
         self.keepalive_expiry = keepalive_expiry
         self.max_idle = max_idle
@@ -229,21 +270,33 @@ class Wire:
         return f"Wire({self.scheme}://{self.host}:{self.port})"
 
     async def send(
-        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Timeouts | None = None,
     ) -> Reply:
         """One exchange: the request out, the whole response in.
+
+        Args:
+            method: The method, as sent.
+            target: The request target (path and query), as sent.
+            headers: The headers, as sent (`Host` among them).
+            body: The body (empty: none).
+            timeouts: Seconds to connect, to read, to write (default: `timeout`).
 
         Raises:
             httpx.TransportError: It could not be sent or its answer read (a subclass:
                 `httpx.ConnectError`, `httpx.ReadTimeout`, `httpx.RemoteProtocolError`...).
         """
-        started = time.perf_counter()
-        connection = self._take() or await self._connect()
+        if timeouts is None:
+            timeouts = (self.timeout, self.timeout, self.timeout)
+        connection = self._take() or await self._connect(timeouts[0])
         self._busy.add(connection)
         done = False
         try:
-            reply = await self._exchange(connection, method, target, headers, body)
-            reply.elapsed = time.perf_counter() - started
+            reply = await self._exchange(connection, method, target, headers, body, timeouts)
             done = True
             return reply
         finally:
@@ -279,18 +332,18 @@ class Wire:
         else:  # `Connection: close`, HTTP/1.0, or a body left unread
             connection.stream.close()
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, timeout: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         secure = self._ssl is not None
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout):
                 _, stream = await loop.create_connection(
                     lambda: _Stream(loop),
                     self.host,
                     self.port,
                     ssl=self._ssl,
-                    server_hostname=self.host if secure else None,
-                    ssl_handshake_timeout=self.timeout if secure else None,
+                    server_hostname=self.server_hostname if secure else None,
+                    ssl_handshake_timeout=timeout if secure else None,
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout("timed out connecting") from None
@@ -306,8 +359,10 @@ class Wire:
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
+        timeouts: Timeouts,
     ) -> Reply:
-        state, stream, timeout = connection.h11, connection.stream, self.timeout
+        state, stream = connection.h11, connection.stream
+        _, read, write = timeouts
         try:
             parts = [state.send(h11.Request(method=method, target=target, headers=headers))]
             if body:
@@ -318,7 +373,7 @@ class Wire:
         # as httpcore does, a failed write is no error yet: the server may have answered
         # (an error) and closed before reading it all; the answer, if any, is read below
         with contextlib.suppress(httpx.WriteError):
-            await stream.write(b"".join(part for part in parts if part), timeout)
+            await stream.write(b"".join(part for part in parts if part), write)
         status, reason = 0, b""
         head: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
@@ -329,7 +384,7 @@ class Wire:
                 raise httpx.RemoteProtocolError(str(exc)) from None
             kind = type(event)  # h11's events are final classes (and ABCs: isinstance is slow)
             if event is h11.NEED_DATA:
-                data = await stream.read(timeout)
+                data = await stream.read(read)
                 if not data and state.their_state is h11.SEND_RESPONSE and not status:
                     raise httpx.RemoteProtocolError(
                         "Server disconnected without sending a response."
@@ -349,6 +404,10 @@ class Wire:
 
     async def aclose(self) -> None:
         """Close every connection (idle ones, any in use, any a request still opens)."""
+        self.close()
+
+    def close(self) -> None:
+        """`aclose`, which need not wait for anything."""
         self._closed = True
         idle, self._idle = self._idle, deque()
         for connection in idle:
@@ -356,3 +415,110 @@ class Wire:
         busy, self._busy = self._busy, set()
         for connection in busy:
             connection.stream.close()
+
+
+class WireTransport(httpx.AsyncBaseTransport):
+    """`Wire` connections as an `httpx.AsyncBaseTransport`: one `Wire` per origin.
+
+    Args:
+        ssl_context: The TLS context of `https` connections, or what makes it on the
+            first one (plain `http` loads no CA bundle). It offers HTTP/1.1 by ALPN, as
+            httpcore's connections do. Default: httpx's (certifi's CAs, verified).
+        timeout: Seconds to connect, read and write for a request with no `timeout`
+            extension (`httpx.AsyncClient` always gives one).
+        keepalive_expiry: Seconds an idle connection is kept (httpx's default, 5).
+        max_idle: Idle connections kept at most per origin (the client's concurrency).
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] = httpx.create_ssl_context,
+        timeout: float | None = 5.0,
+        keepalive_expiry: float = 5.0,
+        max_idle: int = 64,
+    ) -> None:
+        self._context = ssl_context
+        self._ssl: ssl.SSLContext | None = None
+        self.timeout = timeout
+        self.keepalive_expiry = keepalive_expiry
+        self.max_idle = max_idle
+        self._wires: dict[tuple[str, str, int, str | None], Wire] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"WireTransport({sorted(map(repr, self._wires.values()))})"
+
+    @property
+    def connections(self) -> int:
+        """Connections opened (for tests and the benchmark)."""
+        return sum(wire.connections for wire in self._wires.values())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` over a kept-alive connection to its origin; its answer, read.
+
+        Raises:
+            httpx.TransportError: It could not be sent or its answer read.
+        """
+        url = request.url
+        scheme = url.scheme
+        default = _PORTS.get(scheme)
+        if default is None:
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{scheme}://'."
+                if scheme
+                else "Request URL is missing an 'http://' or 'https://' protocol."
+            )
+        extensions = request.extensions
+        key: tuple[str, str, int, str | None]
+        key = (scheme, url.raw_host.decode("ascii"), url.port or default, None)
+        sni = extensions.get("sni_hostname")  # as httpcore's connections take it
+        if sni is not None:
+            key = (scheme, key[1], key[2], str(sni))
+        wire = self._wires.get(key) or self._wire(key)
+        timeout: Mapping[str, float | None] | None = extensions.get("timeout")
+        reply = await wire.send(
+            request.method.encode("ascii"),
+            url.raw_path,
+            request.headers.raw,
+            await request.aread(),
+            None
+            if timeout is None
+            else (timeout.get("connect"), timeout.get("read"), timeout.get("write")),
+        )
+        return httpx.Response(
+            reply.status,
+            headers=reply.headers,
+            stream=httpx.ByteStream(reply.body),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reply.reason},
+        )
+
+    def _wire(self, key: tuple[str, str, int, str | None]) -> Wire:
+        scheme, host, port, sni = key
+        wire = self._wires[key] = Wire(
+            scheme=scheme,
+            host=host,
+            port=port,
+            ssl_context=self._tls() if scheme == "https" else None,
+            server_hostname=sni,
+            timeout=self.timeout,
+            keepalive_expiry=self.keepalive_expiry,
+            max_idle=self.max_idle,
+        )
+        if self._closed:  # a request after `aclose`: it keeps nothing
+            wire.close()
+        return wire
+
+    def _tls(self) -> ssl.SSLContext:
+        context = self._ssl
+        if context is None:
+            made = self._context
+            context = self._ssl = made if isinstance(made, ssl.SSLContext) else made()
+            context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    async def aclose(self) -> None:
+        """Close every connection, and any a request under way still opens."""
+        self._closed = True
+        for wire in self._wires.values():
+            wire.close()
