@@ -177,9 +177,9 @@ class _Pools(httpx.AsyncBaseTransport):
             load[index] -= 1
             raise
         stream = response.stream
-        if isinstance(stream, httpx.AsyncByteStream):
+        if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
             response.stream = _Counted(stream, load, index)
-        else:  # pragma: no cover - httpx's transports answer with async streams
+        else:  # made already read (none of httpx's own transports does)
             load[index] -= 1
         return response
 
