@@ -22,7 +22,8 @@ event loop, and launches all its look-ups at once (`asyncio.gather`). Scenarios:
   connections with bare `httpx` (`raw`: one GET and a JSON parse per look-up, the same
   semaphore), to see the cost of large httpx pools (encode/httpx#3215), beside the
   adapter (`fido`), whose direct connections have no such layout (one pool per origin:
-  `--pool` and the layouts change only its pools through a proxy), as a reference. Bare
+  `--pool` and the layouts change only its httpx pools, through a proxy or without h11),
+  as a reference. Bare
   httpx runs with the httpcore fix fido makes when it uses httpcore (no failed `import
   sniffio` on each lock, encode/httpcore#1103).
 

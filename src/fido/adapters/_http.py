@@ -9,8 +9,8 @@ type and credential, within what a look-up may wait: beyond it, or past a spent 
 the look-up is skipped at once), the TTL cache with single flight, the circuit breaker,
 the refusal of internal indicators (`is_internal`, `internal_domains`), `stats()`, and
 wraps every error in an `EnrichmentError` that names the adapter and the subject, never
-the credential. `HttpClient` (retries, small pools, secrets scrubbed) is re-exported
-from here for the adapters that send requests of their own.
+the credential. `HttpClient` (retries, one `httpx.AsyncClient`, secrets scrubbed) is
+re-exported from here for the adapters that send requests of their own.
 """
 
 from __future__ import annotations
