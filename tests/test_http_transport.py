@@ -133,6 +133,16 @@ def test_a_request_body_reaches_the_server() -> None:
     assert seen.header("content-type") == "application/json"
 
 
+def test_a_header_that_would_inject_another_is_refused_before_sending() -> None:
+    async def body(server: RawServer) -> int:
+        async with httpx.AsyncClient(base_url=server.url, transport=WireTransport()) as client:
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.get("a", headers={"x-bad": "a\r\nInjected: 1"})
+        return len(server.seen)
+
+    assert serve(lambda seen: reply(), body) == 0
+
+
 def test_timeouts_are_the_requests_own_else_the_transports() -> None:
     async def never(seen: Seen) -> None:
         await asyncio.sleep(5)
