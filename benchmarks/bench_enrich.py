@@ -19,9 +19,13 @@ event loop, and launches all its look-ups at once (`asyncio.gather`). Scenarios:
   When the client cannot send `rate` requests a second (its CPU), the server never
   needs to say 429: give a lower rate too to see the bucket learn it.
 - `layout`: the `unique` look-ups with the connections laid out as N clients x M
-  connections, through the adapter (`fido`) and with bare `httpx` (`raw`: one GET and a
-  JSON parse per look-up, the same semaphore), to see the cost of large httpx pools
-  (encode/httpx#3215).
+  connections with bare `httpx` (`raw`: one GET and a JSON parse per look-up, the same
+  semaphore), to see the cost of large httpx pools (encode/httpx#3215), beside the
+  adapter (`fido`), whose direct connections have no such layout (one pool per origin:
+  `--pool` and the layouts change only its httpx pools, through a proxy or without h11),
+  as a reference. Bare
+  httpx runs with the httpcore fix fido makes when it uses httpcore (no failed `import
+  sniffio` on each lock, encode/httpcore#1103).
 
 Each scenario runs `--runs` times; the figures are medians, with wall time, the ratio to
 the bound, look-ups per second, the client's CPU seconds, the server's requests and the
@@ -69,7 +73,8 @@ def sha256s(count: int, seed: int) -> list[Observable]:
 
 @contextmanager
 def pool_size(size: int | None) -> Iterator[None]:
-    """Connections per `httpx.AsyncClient` inside `HttpClient` (None: as the code has it)."""
+    """Connections per `httpx.AsyncHTTPTransport` of `HttpClient` through a proxy (None: as
+    the code has it); its direct connections have one pool per origin, whatever this is."""
     if size is None:
         yield
         return
@@ -91,7 +96,7 @@ async def through_fido(base_url: str, subjects: list[Observable]) -> dict[str, A
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         stats = adapter.stats()
         learned = adapter.bucket.learned
-        clients = len(adapter.http._clients)  # noqa: SLF001 - the layout in use
+        connections = adapter.http.connections  # fido's own (none through httpx's pools)
     finally:
         await adapter.aclose()
     verdicts = sum(isinstance(r, Reputation) for r in results)
@@ -105,7 +110,7 @@ async def through_fido(base_url: str, subjects: list[Observable]) -> dict[str, A
         "retries": stats["retries"],
         "client_requests": stats["requests"],
         "learned_rate": learned,
-        "clients": clients,
+        "connections": connections,
     }
 
 
@@ -232,6 +237,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 judge(result, len(subjects), len(subjects) / rate, TARGETS["limited"])
                 out["limited"][f"{rate}/s"] = result
         if "layout" in args.scenario:
+            # bare httpx with the httpcore fix fido makes whenever it uses httpcore (no
+            # failed `import sniffio` per lock): it used to depend on whether fido had
+            # used httpcore before in this process; fido's direct connections do not
+            _http_client._skip_missing_sniffio()  # noqa: SLF001
             subjects = sha256s(args.unique, seed=5)
             bound = len(subjects) * latency / concurrency
             runs: dict[tuple[int, str], list[dict[str, Any]]] = {}

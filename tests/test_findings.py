@@ -20,6 +20,7 @@ from fido import (
     Verdict,
     _serde,
 )
+from fido._findings import stamped
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SHA256 = "44d88612fea8a8f36de82e1278abb02f" * 2
@@ -228,6 +229,45 @@ def test_user_context() -> None:
 def test_findings_round_trip(finding: Reputation | HostContext | UserContext) -> None:
     data = json.loads(json.dumps(_serde.dump(finding)))
     assert _serde.load(type(finding), data) == finding
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        Reputation(
+            source="vt",
+            verdict="malicious",
+            reliability="B",
+            subject=Observable.parse(SHA256),
+            detections=40,
+            total=70,
+            label="trojan.x",
+            tags=["a", "b"],
+            link="https://vt.example/x",
+            details={"stats": {"malicious": 40}},
+        ),
+        HostContext(source="cmdb", subject=Host(name="a"), criticality="high", groups=["pci"]),
+        UserContext(source="ad", subject=User("bdoe"), fetched_at=NOW, groups=("g",)),
+    ],
+)
+def test_stamped_is_evolve_without_checking_again(
+    finding: Reputation | HostContext | UserContext,
+) -> None:
+    later = NOW + timedelta(minutes=5)
+    for when, cached in ((later, True), (later.replace(tzinfo=None), False)):
+        made = stamped(finding, when, from_cache=cached)
+        expected = attrs.evolve(finding, fetched_at=when, from_cache=cached)
+        assert made == expected
+        assert type(made) is type(finding)
+        assert made.fetched_at == later
+        assert made.fetched_at.tzinfo is UTC
+        assert made.details is finding.details
+        assert attrs.asdict(made, recurse=False) == attrs.asdict(expected, recurse=False)
+    assert finding.from_cache is False  # the original is left as it was
+    with pytest.raises(InvalidRecord, match="from_cache is true or false"):
+        stamped(finding, later, from_cache=1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRecord, match="expected a datetime"):
+        stamped(finding, "now", from_cache=True)  # type: ignore[arg-type]
 
 
 def test_details_are_read_only_and_kept_by_evolve() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import email.utils
 import itertools
 import logging
-import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,7 +18,6 @@ import pytest
 
 import fido
 from fido import ConfigurationError, EnrichmentError, Observable, Reputation, Verdict
-from fido.adapters import _http_client
 from fido.adapters._guards import Breaker, RateLimit
 from fido.adapters._http import HttpClient, HttpEnricher, HttpError, retry_after, subject_text
 
@@ -27,6 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from fido._findings import Subject
+    from fido.adapters._http_wire import Wire, WireTransport
 
 T = TypeVar("T")
 KEY = "probe-Key-0123456789abcdef"
@@ -251,6 +250,7 @@ def test_other_success_statuses_are_asked_for() -> None:
     response = get(client(script), ok=(200, 201))
     assert response is not None
     assert response.status_code == 201
+    assert response.elapsed.total_seconds() >= 0  # as httpx's client sets it
     assert script.count == 2
 
 
@@ -411,20 +411,29 @@ def test_a_ca_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) 
     assert ok._verify.verify_mode is ssl.CERT_REQUIRED
 
 
-def test_tls_is_verified_by_default_and_the_pools_share_one_context() -> None:
+def test_tls_is_verified_by_default_and_every_connection_shares_one_context() -> None:
     http = HttpClient(base_url="https://intel.example/", timeout=2.5, concurrency=20)
 
-    async def layout() -> list[httpx.AsyncClient]:
-        http._client()
-        return list(http._clients)
+    async def layout() -> tuple[httpx.AsyncClient, WireTransport, Wire, Wire]:
+        client, _ = http._setup()
+        transport = http._wire
+        assert transport is not None
+        wire = transport._wire(("https", "intel.example", 443, None))
+        return client, transport, wire, transport._wire(("https", "cdn.example", 443, None))
 
-    clients = run(http, layout)
+    client, transport, wire, other = run(http, layout)
     assert isinstance(http._verify, ssl.SSLContext)
     assert http._verify.verify_mode is ssl.CERT_REQUIRED
     assert http._verify.check_hostname is True
-    assert len(clients) == math.ceil(20 / _http_client._POOL)  # several small pools
-    assert all(c.timeout.read == 2.5 and c.timeout.connect == 2.5 for c in clients)
-    assert all(c.headers["user-agent"] == f"fido/{fido.__version__}" for c in clients)
+    assert wire._ssl is http._verify
+    assert other._ssl is http._verify
+    assert (wire.timeout, wire.max_idle, wire.keepalive_expiry) == (2.5, 20, 5.0)
+    # one httpx.AsyncClient, fido's connections its transport
+    assert client._transport is transport
+    assert client.timeout == httpx.Timeout(2.5, pool=None)
+    assert client.headers["user-agent"] == f"fido/{fido.__version__}"
+    assert client.follow_redirects is False
+    assert client.base_url == "https://intel.example/"
 
 
 # -- secrets ------------------------------------------------------------------------------

@@ -614,7 +614,7 @@ class LookupCache:
         self._entries: TLRUCache[tuple[str, ...], CacheEntry] = TLRUCache(
             maxsize=maxsize, ttu=lambda _key, entry, now: now + entry.ttl, timer=clock
         )
-        self._flights: dict[tuple[str, ...], asyncio.Future[CacheEntry]] = {}
+        self._flights: dict[tuple[str, ...], _Flight] = {}
         self.hits = 0
         self.misses = 0
         self.shared = 0
@@ -631,53 +631,84 @@ class LookupCache:
         with self._lock:
             return len(self._entries)
 
+    def cached(self, key: tuple[str, ...]) -> CacheEntry | None:
+        """The entry of `key` if the cache holds it (a hit, counted), without waiting."""
+        with self._lock:
+            try:
+                entry = self._entries[key]  # one look, one clock reading
+            except KeyError:
+                return None
+            self.hits += 1
+            return entry
+
     async def get(
-        self, key: tuple[str, ...], fetch: Callable[[], Awaitable[Any]]
+        self, key: tuple[str, ...], fetch: Callable[..., Awaitable[Any]], *args: Any
     ) -> tuple[CacheEntry, bool]:
-        """The entry of `key` and whether it came from the cache; else `fetch()` it once.
+        """The entry of `key` and whether it came from the cache; else `fetch(*args)` it once.
 
         Concurrent callers for one key (in one event loop) await the same fetch; its
         error reaches each of them. Errors are not cached. If the caller whose task runs
         the fetch is cancelled (its own time limit), the others are not: one of them
-        fetches again.
+        fetches again. A waiting caller that is cancelled leaves the fetch alone.
         """
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None:
+                try:
+                    entry = self._entries[key]  # one look, one clock reading
+                except KeyError:
+                    pass
+                else:
                     self.hits += 1
                     return entry, True
                 flight = self._flights.get(key)
-                if flight is not None and flight.get_loop() is loop:
-                    self.shared += 1
-                else:
-                    flight = loop.create_future()
+                if flight is None or flight.loop is not loop:
+                    flight = self._flights[key] = _Flight(loop)
                     self.misses += 1
-                    self._flights[key] = flight
                     break
-            try:  # a fresh answer, fetched once for all who asked
-                return await asyncio.shield(flight), False
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not flight.cancelled() or (task is not None and task.cancelling()):
-                    raise  # this caller was cancelled, not the fetch it waited for
-        try:
-            finding = await fetch()
+                self.shared += 1
+                # a future of its own: cancelling this caller cancels it, not the fetch
+                waiter: asyncio.Future[CacheEntry | None] = loop.create_future()
+                flight.waiters.append(waiter)
+            answer = await waiter
+            if answer is not None:  # else the fetch was cancelled: one fetches again
+                return answer, False
+        try:  # a fresh answer, fetched once for all who asked
+            finding = await fetch(*args)
             entry = CacheEntry(finding, datetime.now(UTC), self.ttl_for(finding))
             if entry.ttl > 0:
                 with self._lock:
                     self._entries[key] = entry
-            flight.set_result(entry)
-            return entry, False
         except asyncio.CancelledError:
-            flight.cancel()  # the waiters try again rather than see a cancellation
+            self._land(key, flight, None)  # the waiters try again rather than see it
             raise
         except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: the waiters get it, no "never retrieved" log
+            self._land(key, flight, exc)
             raise
-        finally:
-            with self._lock:
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
+        self._land(key, flight, entry)
+        return entry, False
+
+    def _land(self, key: tuple[str, ...], flight: _Flight, outcome: Any) -> None:
+        """End a flight: its waiters get the entry, the error, or None (try again)."""
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            waiters, flight.waiters = flight.waiters, []
+        for waiter in waiters:
+            if waiter.done():  # its caller was cancelled meanwhile
+                continue
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+                waiter.exception()  # retrieved: no "never retrieved" log if not awaited
+            else:
+                waiter.set_result(outcome)
+
+
+class _Flight:
+    """A fetch under way in one event loop, and the futures of the callers waiting for it."""
+
+    __slots__ = ("loop", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiters: list[asyncio.Future[CacheEntry | None]] = []

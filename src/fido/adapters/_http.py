@@ -9,8 +9,8 @@ type and credential, within what a look-up may wait: beyond it, or past a spent 
 the look-up is skipped at once), the TTL cache with single flight, the circuit breaker,
 the refusal of internal indicators (`is_internal`, `internal_domains`), `stats()`, and
 wraps every error in an `EnrichmentError` that names the adapter and the subject, never
-the credential. `HttpClient` (retries, small pools, secrets scrubbed) is re-exported
-from here for the adapters that send requests of their own.
+the credential. `HttpClient` (retries, one `httpx.AsyncClient`, secrets scrubbed) is
+re-exported from here for the adapters that send requests of their own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from fido._errors import ConfigurationError, EnrichmentError
-from fido._findings import Reliability, Reputation
+from fido._findings import Reliability, Reputation, stamped
 from fido._logging import get_logger
 from fido._observable import Observable, ObservableKind
 from fido.adapters._guards import (
@@ -360,18 +360,22 @@ class HttpEnricher:
                 skipped=True,
             )
         key = (self.service, self._fingerprint, self.cache_key(subject))
-        try:
-            entry, cached = await self.cache.get(key, lambda: self._guarded(subject))
-        except EnrichmentError:
-            raise
-        except HttpError as exc:
-            raise EnrichmentError(
-                self.http.scrub(str(exc)), adapter=self.name, subject=subject_text(subject)
-            ) from None
-        finding = entry.finding
+        entry = self.cache.cached(key)  # a hit costs no coroutine
+        if entry is not None:
+            cached = True
+        else:
+            try:
+                entry, cached = await self.cache.get(key, self._guarded, subject)
+            except EnrichmentError:
+                raise
+            except HttpError as exc:
+                raise EnrichmentError(
+                    self.http.scrub(str(exc)), adapter=self.name, subject=subject_text(subject)
+                ) from None
+        finding: Finding | None = entry.finding
         if finding is None:
             return None
-        return attrs.evolve(finding, fetched_at=entry.fetched_at, from_cache=cached)  # type: ignore[no-any-return]
+        return stamped(finding, entry.fetched_at, from_cache=cached)
 
     def _skip(self, subject: Subject, reason: str) -> EnrichmentError:
         self._counters.skipped += 1

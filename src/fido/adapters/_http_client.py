@@ -1,20 +1,28 @@
-"""`HttpClient`: requests to one service, with retries, several small pools, no leaked key.
+"""`HttpClient`: requests to one service, with retries, kept-alive connections, no leaked key.
 
 It sends requests: TLS verified by default (or against a CA bundle), a proxy, timeouts,
-keep-alive, the user agent `fido/<version>`, and retries (tenacity, kept private) on
-connect errors, timeouts, resets, 429, 500, 502, 503 and 504, with exponential back-off
-and jitter, `Retry-After` honoured (seconds or an HTTP date) and bounded attempts and
-total time; other 4xx are not retried. Requests go through several `httpx.AsyncClient`s
-with small pools, each request to the one with the fewest in flight: httpx 0.28's pool
-spends CPU that grows with the square of the connections in one pool (encode/httpx#3215),
-and checks each idle connection of a pool for every request it places, so 64 concurrent
-look-ups run as 16 pools of 4 and never queue inside a pool. Each retry first passes the
-optional `throttle` (the enricher's bucket: a retry is one more request against the
-quota, and a 429 pauses the bucket for its `Retry-After`), and every attempt, with its
-place under `concurrency` held, the optional `pace` (the bucket's rate learned from 429
-answers, `TokenBucket.admit`). A status a request calls `absent` is "not found" only if
-the optional `not_found` says it is the vendor's own answer; a 429 whose `quota` says a
+keep-alive, the user agent `fido/<version>` (with httpx's other default headers), no
+redirect followed, and retries (tenacity, kept private) on connect errors, timeouts,
+resets, 429, 500, 502, 503 and 504, with exponential back-off and jitter, `Retry-After`
+honoured (seconds or an HTTP date) and bounded attempts and total time; other 4xx are
+not retried. The first attempt runs without tenacity's machinery (most requests need
+no other); a retryable failure hands it over to tenacity, which goes on from attempt 2
+as if it had made the first. Each retry first passes the optional `throttle` (the
+enricher's bucket: a retry is one more request against the quota, and a 429 pauses the
+bucket for its `Retry-After`), and every attempt, with its place under `concurrency`
+held, the optional `pace` (the bucket's rate learned from 429 answers,
+`TokenBucket.admit`). A status a request calls `absent` is "not found" only if the
+optional `not_found` says it is the vendor's own answer; a 429 whose `quota` says a
 quota is spent carries the seconds until it resets (`HttpError.spent`).
+
+Every request goes through one `httpx.AsyncClient` (per event loop), so that URLs,
+headers, cookies, timeouts, redirects (never followed) and its log lines are httpx's.
+Its transport is one of three: fido's keep-alive connections (`_http_wire.WireTransport`:
+asyncio and h11, one pool per origin, a fraction of the CPU of httpx's pool, whose cost
+grows with its connections, encode/httpx#3215); through a proxy, or where h11 cannot be
+imported, several `httpx.AsyncHTTPTransport`s with small pools (`_Pools`: each request to
+the one with the fewest in flight); or the `transport` a caller gives (tests give
+`httpx.MockTransport`).
 
 `fido.adapters._http` (the `HttpEnricher` base) re-exports what is public here.
 """
@@ -30,7 +38,7 @@ import math
 import random
 import ssl
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, quote_plus
 
@@ -42,7 +50,9 @@ from fido._logging import get_logger
 from fido._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+    from fido.adapters._http_wire import WireTransport
 
 __all__ = ["RETRY_STATUSES", "HttpClient", "HttpError", "retry_after"]
 
@@ -50,8 +60,9 @@ log = get_logger("fido.adapters.http")
 
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _POOL: Final = 4
-"""Connections per `httpx.AsyncClient`: measured (benchmarks/bench_enrich.py), 4 costs the
-least CPU per request: 64 in one pool take 5 times as much, 16 twice, 8 about 1.5 times."""
+"""Connections per `httpx.AsyncHTTPTransport` of `_Pools`: measured
+(benchmarks/bench_enrich.py), 4 costs the least CPU per request: 64 in one pool take 5
+times as much, 16 twice, 8 about 1.5 times."""
 _PATCHED: list[bool] = []
 
 
@@ -128,8 +139,88 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, number) if math.isfinite(number) else None
 
 
+def _wire_transport() -> type[WireTransport] | None:
+    """The keep-alive transport of fido's own; None if h11 is missing or too old.
+
+    h11 comes with httpx (through httpcore) but is no dependency of fido's own: without
+    it, requests go over httpx's transport (`_Pools`) as they would through a proxy.
+    """
+    try:
+        from fido.adapters._http_wire import WireTransport  # h11 may be missing
+    except ImportError as exc:
+        log.debug("fido's HTTP/1.1 connections are not available (%s): httpx's are used", exc)
+        return None
+    return WireTransport
+
+
+class _Pools(httpx.AsyncBaseTransport):
+    """Several transports with small pools: each request to the one with the fewest in flight.
+
+    httpx's pool spends CPU that grows with its connections (encode/httpx#3215) and
+    checks each idle connection for every request it places: 64 concurrent requests go
+    over 16 pools of 4, and none queues inside a pool. A request is in flight until its
+    answer is closed (read whole, by `httpx.AsyncClient`).
+    """
+
+    def __init__(self, transports: list[httpx.AsyncBaseTransport]) -> None:
+        self.transports = transports
+        self.load = [0] * len(transports)
+        """Requests in flight on each transport."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        load = self.load
+        index = load.index(min(load))
+        load[index] += 1
+        try:
+            response = await self.transports[index].handle_async_request(request)
+        except BaseException:
+            load[index] -= 1
+            raise
+        stream = response.stream
+        if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
+            response.stream = _Counted(stream, load, index)
+        else:  # made already read (none of httpx's own transports does)
+            load[index] -= 1
+        return response
+
+    async def aclose(self) -> None:
+        for transport in self.transports:
+            await transport.aclose()
+
+
+class _Counted(httpx.AsyncByteStream):
+    """An answer's body that counts its request out of `_Pools.load` when closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, load: list[int], index: int) -> None:
+        self._stream = stream
+        self._load = load
+        self._index = index
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if self._index >= 0:
+            self._load[self._index] -= 1
+            self._index = -1
+        await self._stream.aclose()
+
+
+def _timed(response: httpx.Response, started: float) -> None:
+    """Give `response` the `elapsed` httpx's client gives it, if it could not.
+
+    The client times the answer's body when it closes it; an answer the transport made
+    already read (`httpx.MockTransport`'s) has none, and `elapsed` would raise.
+    """
+    try:
+        response.elapsed  # noqa: B018 - set, or RuntimeError
+    except RuntimeError:
+        response.elapsed = timedelta(seconds=time.perf_counter() - started)
+
+
 class HttpClient:
-    """Requests to one service, with retries, several small pools and no leaked secret.
+    """Requests to one service, with retries, kept-alive connections and no leaked secret.
 
     Args:
         base_url: The service's root URL.
@@ -181,6 +272,10 @@ class HttpClient:
         if concurrency < 1 or max_attempts < 1:
             raise ConfigurationError("concurrency and max_attempts must be at least 1")
         self.base_url = base_url.rstrip("/") + "/"
+        try:
+            httpx.URL(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError(f"base_url: {exc}") from None
         self.headers = {"user-agent": f"fido/{__version__}", **(headers or {})}
         self._secrets = tuple(s for s in secrets if s)
         self.timeout = timeout
@@ -201,11 +296,12 @@ class HttpClient:
         self._pace = pace
         self._not_found = not_found
         self._quota = quota
-        self._clients: list[httpx.AsyncClient] = []
-        self._load: list[int] = []
-        """Requests in flight on each client."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._client: httpx.AsyncClient | None = None
+        """The current event loop's client."""
+        self._wire: WireTransport | None = None
+        """Its transport, if it is fido's connections."""
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         """How retries wait (tests replace it)."""
         self.requests = 0
@@ -214,39 +310,61 @@ class HttpClient:
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
 
-    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    @property
+    def connections(self) -> int:
+        """Connections of fido's own opened in the current event loop (tests, the benchmark)."""
+        return 0 if self._wire is None else self._wire.connections
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The one TLS context of every connection (loading a CA bundle takes a while)."""
+        if not isinstance(self._verify, ssl.SSLContext):
+            self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+        return self._verify
+
+    def _setup(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The client and semaphore of the running event loop, made anew for a new loop.
+
+        Clients, their connections and semaphores belong to one event loop: a new loop
+        gets new ones (the old loop's connections went with it).
+        """
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._gate is None:
-            # Clients and semaphores belong to one event loop: a new loop gets new ones
-            # (the old loop's connections went with it).
-            _skip_missing_sniffio()
-            if not isinstance(self._verify, ssl.SSLContext) and (
-                self._transport is None or self._proxy is not None  # else none is used
-            ):
-                # one context for all the clients: each would otherwise load the CA
-                # bundle again (tens of milliseconds apiece)
-                self._verify = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+        if self._loop is not loop or self._client is None or self._gate is None:
             self._loop = loop
             self._gate = asyncio.Semaphore(self.concurrency)
-            count = max(1, math.ceil(self.concurrency / _POOL))
-            size = math.ceil(self.concurrency / count)
-            self._clients = [
-                httpx.AsyncClient(
-                    base_url=self.base_url,
-                    headers=self.headers,
-                    timeout=httpx.Timeout(self.timeout, pool=None),
-                    verify=self._verify,
-                    proxy=self._proxy,
-                    transport=self._transport,
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                    follow_redirects=False,
-                    trust_env=False,
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=httpx.Timeout(self.timeout, pool=None),
+                follow_redirects=False,
+                trust_env=False,
+                transport=self._new_transport(),
+            )
+        return self._client, self._gate
+
+    def _new_transport(self) -> httpx.AsyncBaseTransport:
+        """The caller's transport; else fido's connections; else (a proxy) httpx's pools."""
+        self._wire = None
+        if self._transport is None and self._proxy is None:
+            wire = _wire_transport()
+            if wire is not None:
+                self._wire = wire(
+                    ssl_context=self._ssl_context, timeout=self.timeout, max_idle=self.concurrency
+                )
+                return self._wire
+        _skip_missing_sniffio()  # httpcore's pools serve the others
+        if self._transport is not None:
+            return self._transport
+        count = max(1, math.ceil(self.concurrency / _POOL))
+        size = math.ceil(self.concurrency / count)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        return _Pools(
+            [
+                httpx.AsyncHTTPTransport(
+                    verify=self._ssl_context(), proxy=self._proxy, limits=limits, trust_env=False
                 )
                 for _ in range(count)
             ]
-            self._load = [0] * count
-        load = self._load
-        return self._clients[load.index(min(load))], self._gate
+        )
 
     def scrub(self, text: str) -> str:
         """`text` without any credential in it (as it is, or escaped in a URL)."""
@@ -268,12 +386,22 @@ class HttpClient:
     ) -> httpx.Response | None:
         """Send a request, retrying what may succeed later.
 
+        `path` is merged with `base_url` as `httpx.AsyncClient` merges it (an absolute
+        URL goes as it is).
+
         Returns:
             The response (status in `ok`), or None (status in `absent`: not found).
 
         Raises:
             HttpError: It failed for good (the message names method, path and status).
         """
+        started = time.monotonic()
+        try:  # the first attempt; tenacity only for the retries
+            return await self._once(method, path, params, data, json_body, ok, absent)
+        except HttpError as exc:
+            if not exc.retryable:
+                raise
+            first = exc
         retrying = AsyncRetrying(
             sleep=self._sleep,
             stop=self._stop,
@@ -284,10 +412,32 @@ class HttpClient:
         )
         async for attempt in retrying:
             with attempt:
-                if attempt.retry_state.attempt_number > 1 and self._throttle is not None:
+                state = attempt.retry_state
+                if state.attempt_number == 1:
+                    # the attempt made above, as tenacity would have seen it: its
+                    # outcome, and the time the request began
+                    state.start_time = started
+                    raise first
+                if self._throttle is not None:
                     await self._throttle()
                 return await self._once(method, path, params, data, json_body, ok, absent)
         raise AssertionError("unreachable")  # pragma: no cover - reraise=True
+
+    async def get_json(self, path: str, **kwargs: Any) -> Any:
+        """GET `path` and parse its JSON body; None if the service says not found.
+
+        Raises:
+            HttpError: The request failed, or the body is not JSON.
+        """
+        response = await self.request(kwargs.pop("method", "GET"), path, **kwargs)
+        if response is None:
+            return None
+        try:
+            return json.loads(response.content)  # as `httpx.Response.json` does
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HttpError(
+                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
+            ) from None
 
     def _stop(self, state: RetryCallState) -> bool:
         """Whether to give up: attempts spent, time spent, or a `Retry-After` beyond it.
@@ -333,40 +483,55 @@ class HttpClient:
         ok: tuple[int, ...],
         absent: tuple[int, ...],
     ) -> httpx.Response | None:
-        where = f"{method} {path.split('?')[0]}"
-        _, gate = self._client()
+        client, gate = self._client, self._gate
+        if client is None or gate is None or self._loop is not asyncio.get_running_loop():
+            client, gate = self._setup()
         async with gate:
             if self._pace is not None:  # paced where the request is sent, retries too
                 await self._pace()
-            # the client with the fewest requests in flight: none queues inside a pool
-            client, _ = self._client()
-            load, index = self._load, self._clients.index(client)
-            load[index] += 1
             self.requests += 1
+            started = time.perf_counter()
             try:
                 response = await client.request(
                     method, path, params=params, data=data, json=json_body
                 )
+                _timed(response, started)
             except httpx.TimeoutException:
                 raise HttpError(
-                    f"{where}: timed out after {self.timeout:g} s", retryable=True
+                    f"{self._where(method, path)}: timed out after {self.timeout:g} s",
+                    retryable=True,
                 ) from None
             except httpx.TransportError as exc:
                 raise HttpError(
-                    self.scrub(f"{where}: {type(exc).__name__}: {exc}"), retryable=True
+                    self.scrub(f"{self._where(method, path)}: {type(exc).__name__}: {exc}"),
+                    retryable=True,
                 ) from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a body it cannot decode...
                 raise HttpError(
-                    self.scrub(f"{where}: {type(exc).__name__}: {exc}"), breaks=False
+                    self.scrub(f"{self._where(method, path)}: {type(exc).__name__}: {exc}"),
+                    breaks=False,
                 ) from None
-            finally:
-                load[index] -= 1
-        status = response.status_code
-        if status in ok:
+        if gate.locked():
+            # the place given back went to a request waiting for it: let that one go out
+            # before this answer is read (its JSON, its finding), not after
+            await asyncio.sleep(0)
+        if response.status_code in ok:
             return response
+        self._refused(method, path, response, absent)
+        return None
+
+    @staticmethod
+    def _where(method: str, path: str) -> str:
+        return f"{method} {path.split('?')[0]}"
+
+    def _refused(
+        self, method: str, path: str, response: httpx.Response, absent: tuple[int, ...]
+    ) -> None:
+        """None for the service's "not found"; else the `HttpError` the answer means."""
+        status, where = response.status_code, self._where(method, path)
         if status in absent:
             if self._not_found is None or self._not_found(response):
-                return None
+                return
             raise HttpError(
                 f"{where}: HTTP {status}{self._reason(response)}, not the service's "
                 "not-found answer (is base_url right?)",
@@ -403,26 +568,14 @@ class HttpClient:
             return ""
         return f" ({self.scrub(str(code))[:200]})"
 
-    async def get_json(self, path: str, **kwargs: Any) -> Any:
-        """GET `path` and parse its JSON body; None if the service says not found.
-
-        Raises:
-            HttpError: The request failed, or the body is not JSON.
-        """
-        response = await self.request(kwargs.pop("method", "GET"), path, **kwargs)
-        if response is None:
-            return None
-        try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HttpError(
-                f"{path.split('?')[0]}: the answer is not JSON ({exc})", breaks=False
-            ) from None
-
     async def aclose(self) -> None:
-        """Close the connections of the current event loop's clients."""
-        clients, self._clients = self._clients, []
+        """Close the current event loop's client and its connections.
+
+        A transport given is closed too, as httpx's client closes it; the next request
+        opens new connections.
+        """
+        client, self._client, self._wire = self._client, None, None
         self._loop = self._gate = None
-        for client in clients:
-            with contextlib.suppress(RuntimeError):  # their loop is gone: nothing to close
+        if client is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is gone: nothing to close
                 await client.aclose()
