@@ -693,49 +693,6 @@ def test_a_save_writes_only_the_new_look_ups(store: SQLiteStore, path: Path) -> 
         assert other.get_incident("inc-1") == grown
 
 
-def test_sightings_stay_exact_while_remembered(store: SQLiteStore, path: Path) -> None:
-    """`history` remembers sightings per key; saves here and elsewhere keep them exact."""
-    sha, other = fido.Observable.parse(SHA), fido.Observable.parse(OTHER)
-    fresh = fido.Observable.parse("fresh.example")
-
-    def sightings(exclude: str | None = "inc-2") -> dict[str, int]:
-        found = store.history(observables=[sha, other, fresh], hosts=[], since=NOW, exclude=exclude)
-        return {o.value: n for o, n in found.sightings.items()}
-
-    store.save_incident(inc("inc-1", ev("s-1")))
-    two = inc("inc-2", ev("s-2", observables=(SHA, OTHER)))
-    store.save_incident(two)
-    assert sightings(None) == {SHA: 2, OTHER: 1}
-    assert sightings() == {SHA: 1}
-    db = store._db
-    assert db is not None
-    statements: list[str] = []
-    db.set_trace_callback(statements.append)
-    try:
-        # inc-2 grows: what the others hold did not change, nothing is asked again
-        two = attrs.evolve(two, events=(*two.events, ev("s-3", observables=("fresh.example",))))
-        store.save_incident(two, expected=1)
-        assert sightings() == {SHA: 1}
-        assert not [s for s in statements if "count(*)" in s]
-        # another incident gains two of the keys: those two are asked again
-        store.save_incident(inc("inc-3", ev("s-4", observables=(OTHER, "fresh.example"))))
-        assert sightings() == {SHA: 1, OTHER: 1, "fresh.example": 1}
-        asked = [s for s in statements if "count(*)" in s]
-        assert len(asked) == 1
-        assert "fresh.example" in asked[0]
-        assert OTHER in asked[0]
-        assert SHA not in asked[0]
-    finally:
-        db.set_trace_callback(None)
-    with SQLiteStore(path) as elsewhere:  # another connection (another process)
-        elsewhere.save_incident(inc("inc-4", ev("s-5")))
-    assert sightings() == {SHA: 2, OTHER: 1, "fresh.example": 1}
-    # inc-1 written whole without SHA (its stored copy is not what this store last saw)
-    store._seen.clear()
-    store.save_incident(inc("inc-1", ev("s-1", observables=("elsewhere.example",))), expected=1)
-    assert sightings() == {SHA: 1, OTHER: 1, "fresh.example": 1}
-
-
 def test_link_rows_lag_but_queries_do_not(store: SQLiteStore) -> None:
     """Link rows are rewritten only when they fall LINK_LAG behind; queries stay exact."""
     first = inc("inc-1", ev("g-1"))

@@ -152,9 +152,6 @@ WHERE h.key IN ({marks}) AND h.last_seen >= ? AND i.last_seen >= ?
     AND h.incident_id IS NOT ?"""
 
 
-SIGHTINGS: Final = 20_000
-"""Observable keys whose sightings the store remembers (see `SQLiteStore.history`)."""
-
 CHECKPOINT_EVERY: Final = 0.5
 """Seconds between two checkpoints of the write-ahead log, while there are writes."""
 
@@ -351,11 +348,6 @@ class SQLiteStore:
     events in all) stay decoded, checked against the stored revision on every read, so
     another process's save (an approval from the command line) is always seen.
 
-    `history` remembers the sightings it counted (up to `SIGHTINGS` observable keys), so
-    that an incident that keeps growing asks only for what may have changed: a save that
-    links a key to another incident forgets that key, and a write by any other connection
-    (another process, seen through `PRAGMA data_version`) forgets them all.
-
     Opening a file written by an older fido migrates it (in one transaction); a file
     written by a newer fido is refused. Records are value snapshots, as in every store.
 
@@ -385,12 +377,6 @@ class SQLiteStore:
         self._seen: LRUCache[str, _Seen] = LRUCache(
             maxsize=CACHED_RECORDS, getsizeof=lambda seen: cost(seen.incident)
         )
-        # observable key -> (the incident left out, how many other incidents hold it): the
-        # sightings `history` found, kept until a save links the key to another incident,
-        # or another connection writes (`PRAGMA data_version`), so that an incident that
-        # keeps growing asks only for its new keys.
-        self._sightings: LRUCache[str, tuple[str | None, int]] = LRUCache(maxsize=SIGHTINGS)
-        self._data_version: int | None = None
         self._runner: tuple[str, datetime] | None = None
         self._runner_fd: int | None = None
         self._checkpointer = (
@@ -657,7 +643,6 @@ class SQLiteStore:
                 "incident_observables",
             ):
                 db.execute(f"DELETE FROM {table} WHERE incident_id = ?", (key,))  # noqa: S608
-            self._sightings.clear()  # keys left the incident: any count may have changed
         row = _row(incident, before)
         db.execute(
             _SAVE_INCIDENT, self._values(incident, row, finished=finished, revision=revision + 1)
@@ -678,13 +663,9 @@ class SQLiteStore:
             links_seen=row.links_seen,
         )
 
+    @staticmethod
     def _write(
-        self,
-        db: sqlite3.Connection,
-        incident: Incident,
-        key: str | bytes,
-        before: _Row | None,
-        row: _Row,
+        db: sqlite3.Connection, incident: Incident, key: str | bytes, before: _Row | None, row: _Row
     ) -> None:
         """What a save adds besides the incident's row: new events, records and keys."""
         counts = (0, 0, 0, 0, 0) if before is None else before[:5]
@@ -715,11 +696,6 @@ class SQLiteStore:
             if added:
                 db.execute(_ADD_LOOKUPS, (key, part, start, dump_part(part, added)))
         hosts, observables = event_keys(new_events)
-        sightings = self._sightings
-        for observable in observables:  # another incident may hold it now
-            seen = sightings.get(text(observable))
-            if seen is not None and seen[0] != incident.id:
-                del sightings[text(observable)]
         for (_, insert), keys in zip(_LINKS, (hosts, observables), strict=True):
             if keys:
                 db.executemany(insert, [(key, k, is_open, row.last_seen) for k in keys])
@@ -876,27 +852,10 @@ class SQLiteStore:
         # between them shows in one and not the other, which the scorer cannot tell from
         # a save made a moment earlier or later).
         with self._reading() as db:
-            known = self._sightings
-            version = db.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._data_version:  # another connection wrote: forget them all
-                known.clear()
-                self._data_version = version
-            asked: list[str] = []
-            for key, observable in by_key.items():
-                seen = known.get(key)
-                if seen is None or seen[0] != exclude:
-                    asked.append(key)
-                elif seen[1]:
-                    sightings[observable] = seen[1]
-            counts = dict.fromkeys(asked, 0)
-            for chunk in _chunks(asked):
+            for chunk in _chunks(by_key):
                 sql = _SIGHTINGS.format(marks=_marks(len(chunk)))
                 for key, count in db.execute(sql, (*chunk, excluded)):
-                    counts[text(key)] = count
-            for key, count in counts.items():
-                known[key] = (exclude, count)
-                if count:
-                    sightings[by_key[key]] = count
+                    sightings[by_key[text(key)]] = count
             for chunk in _chunks(hosts):
                 sql = _PRIORS.format(marks=_marks(len(chunk)))
                 found.extend(db.execute(sql, (*chunk, iso(since - LINK_LAG), iso(since), excluded)))
@@ -993,4 +952,3 @@ class SQLiteStore:
                 self._db.close()
                 self._db = None
             self._seen.clear()
-            self._sightings.clear()
