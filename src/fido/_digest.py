@@ -48,6 +48,9 @@ class Digest:
         skipped: Pairs whose look-up was skipped (circuit open, quota spent, a long wait)
             and not answered since: asked again when a later event joins.
         failed: The subjects of failed or skipped look-ups, by subject key.
+        sightings: For each observable key asked about, in how many other incidents the
+            store found it when it was asked (the score stage asks for each observable
+            once, when it joins the incident: see `fido._stages.Score`).
     """
 
     __slots__ = (
@@ -59,6 +62,7 @@ class Digest:
         "answered",
         "failed",
         "observables",
+        "sightings",
         "skipped",
         "tries",
     )
@@ -74,6 +78,7 @@ class Digest:
         self.tries: Counter[tuple[str, str]] = Counter()
         self.skipped: set[tuple[str, str]] = set()
         self.failed: dict[str, Subject] = {}
+        self.sightings: dict[str, int] = {}
 
     @property
     def weight(self) -> int:
@@ -85,6 +90,7 @@ class Digest:
             + len(self.answered)
             + len(self.tries)
             + len(self.skipped)
+            + len(self.sightings)
         )
 
     @property

@@ -40,6 +40,7 @@ from fido._respond import respond
 from fido._runtime import Elsewhere, Finished, Runtime, Work, alive
 from fido.scoring._context import subject_key
 from fido.scoring._engine import assess
+from fido.scoring._history import History
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -486,20 +487,37 @@ async def _accepts(answer: Any, rt: Runtime) -> Any:
 
 
 class Score:
-    """The pure scorer, with the history the store knows."""
+    """The pure scorer, with the history the store knows.
+
+    An observable's sightings are asked of the store once per incident, when the
+    observable joins it (`Digest.sightings` keeps them): "seen before" means before it
+    was reported here, and an incident that keeps growing asks for its new observables
+    only, not for all it holds. Earlier incidents on its hosts are asked for every time
+    (their ages, and a repeat within the policy's window, depend on the moment).
+    """
 
     name = "score"
 
     async def __call__(self, work: Work, rt: Runtime) -> str:
         incident = _incident(work)
         digest = rt.digests.of(incident)
-        work.history = await _portal.maybe_await(
+        known = digest.sightings
+        asked = [o for key, o in digest.observables.items() if key not in known]
+        found = await _portal.maybe_await(
             rt.store.history(
-                observables=digest.observables.values(),
+                observables=asked,
                 hosts=digest.host_keys(),
                 since=work.now - rt.limits.history_lookback,
                 exclude=incident.id,
             )
+        )
+        counts = found.counts
+        for observable in asked:
+            known[observable.key] = counts.get(observable.key, 0)
+        observables = digest.observables
+        work.history = History(
+            sightings={observables[key]: n for key, n in known.items() if n},
+            incidents=found.incidents,
         )
         try:
             incident.assessment = assess(
