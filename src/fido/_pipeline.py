@@ -292,7 +292,7 @@ class Pipeline:
         """
         rt = self._rt()
         work = Work(item, rt.clock(), future=reserved, stored=reserved is not None, resume=resume)
-        event_token = incident_token = None
+        event_token = None
         duplicate = False
         try:
             for stage in BEFORE:
@@ -300,15 +300,7 @@ class Pipeline:
                     note.detail = await stage(work, rt)
                 if event_token is None and work.event is not None:
                     event_token = EVENT_ID.set(work.event.id)
-            releases = rt.incidents.releases
-            incident = await self._attach(work, rt)
-            incident_token = INCIDENT_ID.set(incident.id)
-            async with rt.incidents.hold(incident.id) as waited:
-                # The copy `_attach` read is current unless a journey saved meanwhile (an
-                # async store lets others run during the read).
-                current = not waited and rt.incidents.releases == releases
-                incident = await self._reload(work, rt, incident, current=current)
-                incident = await self._after(work, rt, incident)
+            incident = await self._locked(work, rt)
         except Finished as done:
             incident = done.incident
             duplicate = done.outcome == "duplicate"
@@ -326,14 +318,34 @@ class Pipeline:
             _release(work, rt, None)
             raise
         finally:
-            if incident_token is not None:
-                INCIDENT_ID.reset(incident_token)
             if event_token is not None:
                 EVENT_ID.reset(event_token)
         _release(work, rt, incident)
         if not duplicate:
             rt.counters["processed"] += 1
         return incident
+
+    async def _locked(self, work: Work, rt: Runtime) -> Incident:
+        """The stages after correlation, under the lock of the incident they work on.
+
+        The incident is read once its lock is held (journeys waiting for a busy incident
+        hold no copy of it, and the copy read is the latest this pipeline knows). When
+        the incident correlate chose is full, a new one is started, and the journey
+        moves to its lock.
+        """
+        assert work.incident_id is not None  # noqa: S101 - correlate set it
+        incident_id = work.incident_id
+        while True:
+            async with rt.incidents.hold(incident_id):
+                incident = await self._attach(work, rt)
+                if incident.id == incident_id:
+                    token = INCIDENT_ID.set(incident.id)
+                    try:
+                        incident = await self._reload(work, rt, incident)
+                        return await self._after(work, rt, incident)
+                    finally:
+                        INCIDENT_ID.reset(token)
+            incident_id = work.incident_id = incident.id  # the new one, under its own lock
 
     async def _after(self, work: Work, rt: Runtime, incident: Incident) -> Incident:
         """The stages after correlation, and the record.
@@ -413,21 +425,15 @@ class Pipeline:
             rt.fresh[incident.id] = incident
         return incident
 
-    async def _reload(
-        self, work: Work, rt: Runtime, incident: Incident, *, current: bool
-    ) -> Incident:
+    async def _reload(self, work: Work, rt: Runtime, incident: Incident) -> Incident:
         """Under the incident's lock: its latest state, with this event in it.
 
-        `current`: no journey held an incident's lock since `_attach` read this one, so
-        that copy is the latest this pipeline knows (another process's save is caught
-        by the revision, as always).
+        The latest state is the copy `_attach` read under the lock, or the incident as
+        started but not yet saved. Another process's save meanwhile is caught by the
+        revision, as always.
         """
         assert work.event is not None  # noqa: S101 - validate set it
-        latest = rt.fresh.get(incident.id)
-        if latest is None:
-            latest = incident
-            if not current:
-                latest = await _portal.maybe_await(rt.store.get_incident(incident.id)) or incident
+        latest = rt.fresh.get(incident.id) or incident
         if all(e.key != work.event.key for e in latest.events):
             latest.events = (*latest.events, work.event)
         work.incident = latest

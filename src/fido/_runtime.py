@@ -181,9 +181,6 @@ class KeyedLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self.releases = 0
-        """How many times any lock was released: a copy read while this number did not
-        change was not saved meanwhile by a holder of its lock."""
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[bool]:
@@ -198,7 +195,6 @@ class KeyedLocks:
             async with lock:
                 yield waited
         finally:
-            self.releases += 1
             lock, users = self._locks[key]
             if users <= 1:
                 del self._locks[key]
