@@ -10,16 +10,23 @@ Two figures:
   stream through the same loop (run in its own process, so that the throughput run's
   allocations do not count).
 
-The alerts: one a second (in alert time), each on one of 2,000 hosts and 500 users, with a
-file hash, a domain and an IP address; one domain in seven is known bad, and one host in
-three is in the inventory. Alerts on one host an hour apart or less join one incident (up
-to the policy's `max_span` of a day). The domains come from a pool of `--domains`
-(200,000): most alerts carry a domain no other host reported within the hour, as in an
-organisation whose common domains are allowlisted. With a small pool (`--domains 5000`)
-every domain recurs on other hosts within the hour, so incidents chain host after host up
-to `Limits.max_events` (500 events, hundreds of hosts): each later event of such an
-incident costs what the incident holds (its hosts' earlier incidents, its observables'
-sightings, its whole assessment), which is the worst case rather than the usual one.
+The alerts: one a second (in alert time), each on one of `--hosts` (20,000) hosts and 500
+users, with a file hash, a domain and an IP address; one domain in seven is known bad, and
+one host in three is in the inventory. Alerts on one host an hour apart or less join one
+incident (up to the policy's `max_span` of a day); so do alerts that share an observable
+with an incident active within the hour. The domains come from a pool of `--domains`
+(200,000) and the IP addresses from 45.0.0.0/8 (16.7 million): most alerts carry a domain
+no other host reported within the hour, as in an organisation whose common domains are
+allowlisted, and a host alerts every five and a half hours on average.
+
+Smaller pools show how correlation chains (the worst case rather than the usual one):
+with `--hosts 2000` every host alerts every half hour, so its incident stays active all
+day and keeps its domains joinable; by some 50,000 alerts the chance coincidences of
+200,000 domains have chained them into incidents of hundreds of events across hundreds of
+hosts. With `--domains 5000` every domain recurs within the hour and incidents chain from
+the start, up to `Limits.max_events` (500). Each later event of such an incident costs what
+the incident holds (its hosts' earlier incidents, its observables' sightings, its whole
+assessment).
 
 Beside the rates (over the whole run, and over its last tenth, once the store is large),
 the report says how the alerts correlated (incidents, events per incident).
@@ -47,7 +54,7 @@ from typing import Any
 import fido
 
 START = datetime(2026, 11, 28, tzinfo=UTC)
-HOSTS = 2_000
+HOSTS = 20_000
 DOMAINS = 200_000
 
 
@@ -56,11 +63,14 @@ class Synthetic:
 
     interval = 0.01
 
-    def __init__(self, total: int, batch: int = 500, domains: int = DOMAINS) -> None:
+    def __init__(
+        self, total: int, batch: int = 500, domains: int = DOMAINS, hosts: int = HOSTS
+    ) -> None:
         self.name = "edr"
         self.total = total
         self.batch = batch
         self.domains = domains
+        self.hosts = hosts
 
     def parse(self, payload: Any) -> list[fido.Event]:
         return [fido.Event.from_dict(payload)]
@@ -68,10 +78,10 @@ class Synthetic:
     def poll(self, cursor: str | None) -> tuple[list[fido.Event], str | None]:
         first = int(cursor or 0)
         last = min(self.total, first + self.batch)
-        return [alert(n, self.domains) for n in range(first, last)], str(last)
+        return [alert(n, self.domains, self.hosts) for n in range(first, last)], str(last)
 
 
-def alert(n: int, domains: int = DOMAINS) -> fido.Event:
+def alert(n: int, domains: int = DOMAINS, hosts: int = HOSTS) -> fido.Event:
     """Alert `n`: one of 2,000 hosts and 500 users, three observables (see the module)."""
     rng = random.Random(n)
     return fido.Event(
@@ -81,12 +91,12 @@ def alert(n: int, domains: int = DOMAINS) -> fido.Event:
         title="Suspicious activity",
         severity=rng.choice(list(fido.Severity)),
         category=rng.choice(["malware", "c2", None]),
-        host=fido.Host(name=f"ws-{rng.randrange(HOSTS):04d}"),
+        host=fido.Host(name=f"ws-{rng.randrange(hosts):05d}"),
         user=fido.User(f"user{rng.randrange(500)}"),
         observables=[
             f"{rng.getrandbits(128):032x}",
             f"host{rng.randrange(domains)}.example",
-            f"198.51.{rng.randrange(256)}.{rng.randrange(256)}",
+            f"45.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
         ],
     )
 
@@ -129,10 +139,10 @@ class Inventory:
 
     name = "cmdb"
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: int = HOSTS) -> None:
         self._known = {
-            fido.Host(name=f"ws-{n:04d}"): fido.HostContext(source="cmdb", criticality="medium")
-            for n in range(0, HOSTS, 3)
+            fido.Host(name=f"ws-{n:05d}"): fido.HostContext(source="cmdb", criticality="medium")
+            for n in range(0, hosts, 3)
         }
 
     def accepts(self, subject: object) -> bool:
@@ -145,10 +155,10 @@ class Inventory:
 DOMAIN = fido.ObservableKind.DOMAIN
 
 
-def pipeline(path: Path, total: int, domains: int = DOMAINS) -> fido.Pipeline:
+def pipeline(path: Path, total: int, domains: int = DOMAINS, hosts: int = HOSTS) -> fido.Pipeline:
     return fido.Pipeline(
-        detectors=[Synthetic(total, domains=domains)],
-        enrichers=[Feed(), Inventory()],
+        detectors=[Synthetic(total, domains=domains, hosts=hosts)],
+        enrichers=[Feed(), Inventory(hosts)],
         responders={name: [Recorder(name)] for name in ("notify", "ticket", "contain")},
         store=fido.SQLiteStore(path / "fido.sqlite3"),
     )
@@ -175,7 +185,7 @@ def incident_sizes(path: Path) -> dict[str, Any]:
     }
 
 
-def run(total: int, domains: int = DOMAINS) -> dict[str, Any]:
+def run(total: int, domains: int = DOMAINS, hosts: int = HOSTS) -> dict[str, Any]:
     marks: list[tuple[int, float, float]] = []
     start = time.perf_counter()
 
@@ -186,7 +196,7 @@ def run(total: int, domains: int = DOMAINS) -> dict[str, Any]:
             print(f"{done} processed, rss {marks[-1][1]} MB", file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as directory:
-        with pipeline(Path(directory), total, domains) as through:
+        with pipeline(Path(directory), total, domains, hosts) as through:
             start = time.perf_counter()
             through.run(exit_when_idle=True, handle_signals=False, on_progress=progress)
             elapsed = time.perf_counter() - start
@@ -200,6 +210,7 @@ def run(total: int, domains: int = DOMAINS) -> dict[str, Any]:
     return {
         "alerts": total,
         "domains": domains,
+        "hosts": hosts,
         "seconds": round(elapsed, 2),
         "alerts_per_second": round(total / elapsed),
         "alerts_per_second_last_tenth": None if settled is None else round(settled),
@@ -218,14 +229,15 @@ def main() -> None:
     parser.add_argument(
         "--domains", type=int, default=DOMAINS, help="the pool of domains (see above)"
     )
+    parser.add_argument("--hosts", type=int, default=HOSTS, help="the hosts (see above)")
     parser.add_argument("--only", type=int, help=argparse.SUPPRESS)  # the memory child
     args = parser.parse_args()
     if args.only is not None:
-        print(json.dumps(run(args.only, args.domains)))
+        print(json.dumps(run(args.only, args.domains, args.hosts)))
         return
     report: dict[str, Any] = {
         "benchmark": "durable",
-        "throughput": run(args.alerts, args.domains),
+        "throughput": run(args.alerts, args.domains, args.hosts),
     }
     if args.memory_alerts:
         child = subprocess.run(  # noqa: S603 - this very module
@@ -237,6 +249,8 @@ def main() -> None:
                 str(args.memory_alerts),
                 "--domains",
                 str(args.domains),
+                "--hosts",
+                str(args.hosts),
             ],
             capture_output=True,
             text=True,

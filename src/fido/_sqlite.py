@@ -118,10 +118,12 @@ _LINKS: Final = (
     ),
 )
 """For each link table: bring its rows up to the incident's state; add a key."""
-CACHED_RECORDS: Final = 200_000
+CACHED_RECORDS: Final = 50_000
 """How much of the incidents this store saved or read last stays decoded, in records: an
 incident counts 1, each event 4 (an event weighs about four audit records), each audit
-record, finding, failure and empty look-up 1. About 40-60 MB at most (see `SQLiteStore`)."""
+record, finding, failure and empty look-up 1. A record weighs about 0.3 KB decoded, so the
+cache holds about 15 MB at most (measured with `benchmarks/bench_durable.py`: 200,000
+records cost 42 MB more than 50,000 and bought no throughput when few incidents recur)."""
 
 
 def cost(incident: Incident) -> int:
