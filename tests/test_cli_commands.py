@@ -72,6 +72,8 @@ def test_run_the_quickstart_prints_what_was_decided_and_why(tmp_path: Path) -> N
     assert "Why:" in out
     assert "recommendation: re-image" in out
     assert "allowlisted" in out
+    # the suppressed incident says which entry matched, not "-"
+    assert "allowlisted: host 10.9.9.9: the vulnerability scanner" in out
     actions = (tmp_path / "quickstart" / "actions.jsonl").read_text().splitlines()
     assert actions
     # Every indicator is written defanged. Which observables an incident holds when it is

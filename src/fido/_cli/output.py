@@ -159,12 +159,14 @@ def table(
 
 
 def why(incident: Incident, count: int = 3) -> str:
-    """The incident's strongest reasons, in one line."""
+    """The incident's strongest reasons, in one line; without any, the decision's reason
+    (an allowlisted incident says which entry matched)."""
     reasons = [
         c for c in incident.assessment.contributions if not c.rule.endswith((".cap", ".floor"))
     ]
     top = sorted(reasons, key=lambda c: -abs(c.points))[:count]
-    return printable("; ".join(f"{c.points:+d} {c.reason}" for c in top), newlines=False)
+    text = "; ".join(f"{c.points:+d} {c.reason}" for c in top) or incident.decision.reason
+    return printable(text, newlines=False)
 
 
 def _line(out: TextIO, text: str) -> None:
