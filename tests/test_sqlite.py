@@ -90,7 +90,7 @@ def test_repr_version_and_close(path: Path) -> None:
     store = SQLiteStore(path, timeout=1.0)
     assert repr(store) == f"SQLiteStore({str(path)!r})"
     assert store.path == str(path)
-    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.schema_version == SCHEMA_VERSION == 6
     store.close()
     store.close()
     with pytest.raises(fido.FidoError, match="closed"):
@@ -522,8 +522,15 @@ def test_migration_from_version_2(path: Path, tmp_path: Path) -> None:
     assert structure(path) == structure(fresh)
 
 
+def back_to_version_5(db: sqlite3.Connection) -> None:
+    """Undo migration 5 to 6: no index on the incidents' ids with their scores."""
+    db.execute("DROP INDEX incidents_by_id_seen")
+    db.execute("UPDATE meta SET value = 5 WHERE key = 'schema_version'")
+
+
 def back_to_version_4(db: sqlite3.Connection) -> None:
-    """Undo migration 4 to 5: the audit trail and the look-ups in WITHOUT ROWID tables."""
+    """Undo migrations 4 to 5 and on: audit trail and look-ups in WITHOUT ROWID tables."""
+    back_to_version_5(db)
     for table, columns, key in (
         ("incident_audit", "position INTEGER NOT NULL,", "incident_id, position"),
         (
@@ -667,6 +674,29 @@ def test_migration_from_version_4(path: Path, tmp_path: Path) -> None:
         assert rows == [(0,), (2,), (4,)]
         with pytest.raises(sqlite3.IntegrityError):
             db.execute("INSERT INTO incident_audit VALUES ('inc-v4', 4, '[]')")
+    fresh = tmp_path / "fresh.sqlite3"
+    SQLiteStore(fresh).close()
+    assert structure(path) == structure(fresh)
+
+
+def test_migration_from_version_5(path: Path, tmp_path: Path) -> None:
+    """Version 5 read each earlier incident's row for the scorer's history."""
+    earlier = inc("inc-earlier", ev("v-1"), assessment=fido.Assessment(total=40, assessed_at=NOW))
+    now = inc("inc-now", ev("v-2"))
+    with SQLiteStore(path) as store:
+        store.save_incident(earlier)
+        store.save_incident(now)
+    with raw(path) as db:
+        back_to_version_5(db)
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        found = store.history(observables=[], hosts=["ws-042"], since=NOW - HOUR, exclude="inc-now")
+        assert [(p.id, p.total) for p in found.incidents] == [("inc-earlier", 40)]
+        details = plans(
+            store,
+            lambda: store.history(observables=[], hosts=["ws-042"], since=NOW, exclude="inc-now"),
+        )
+        assert any("incidents_by_id_seen" in d for d in details), details
     fresh = tmp_path / "fresh.sqlite3"
     SQLiteStore(fresh).close()
     assert structure(path) == structure(fresh)
@@ -942,7 +972,12 @@ QUERIES: dict[str, tuple[Callable[[SQLiteStore], object], tuple[str, ...]]] = {
             since=NOW,
             exclude="inc-3",
         ),
-        ("COVERING INDEX observables_by_key (key=?)", "hosts_by_key (key=? AND last_seen>?)"),
+        (
+            "COVERING INDEX observables_by_key (key=?)",
+            "hosts_by_key (key=? AND last_seen>?)",
+            # each earlier incident's last_seen, total and level without its row
+            "COVERING INDEX incidents_by_id_seen (id=? AND last_seen>?)",
+        ),
     ),
     "find_open_incident": (
         lambda s: s.find_open_incident(

@@ -159,8 +159,10 @@ def table(
 
 
 def why(incident: Incident, count: int = 3) -> str:
-    """The incident's strongest reasons, in one line; without any, the decision's reason
-    (an allowlisted incident says which entry matched)."""
+    """The incident's strongest reasons, in one line.
+
+    Without any, the decision's reason: an allowlisted incident says which entry matched.
+    """
     reasons = [
         c for c in incident.assessment.contributions if not c.rule.endswith((".cap", ".floor"))
     ]
