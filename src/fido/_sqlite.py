@@ -118,20 +118,24 @@ _LINKS: Final = (
     ),
 )
 """For each link table: bring its rows up to the incident's state; add a key."""
-CACHED_RECORDS: Final = 50_000
+CACHED_RECORDS: Final = 200_000
 """How much of the incidents this store saved or read last stays decoded, in records: an
-incident counts 1, each event 4 (an event weighs about four audit records), each audit
-record, finding, failure and empty look-up 1. A record weighs about 0.3 KB decoded, so the
-cache holds about 15 MB at most (measured with `benchmarks/bench_durable.py`: 200,000
-records cost 42 MB more than 50,000 and bought no throughput when few incidents recur)."""
+incident counts 4 (itself, its decision, its subjects and its assessment), each event 4
+(an event weighs about four audit records), each audit record, score contribution,
+finding, failure and empty look-up 1. A record weighs 0.15-0.2 KB decoded, so the cache
+holds 30-40 MB at most (measured with `benchmarks/bench_durable.py`). Incidents that keep
+growing are read and saved on each of their events; when they outgrow the cache, each
+event decodes its whole incident again (with 2,000 hosts alerting every half hour, a
+cache of 50,000 records made the run loop about 40% slower)."""
 
 
 def cost(incident: Incident) -> int:
     """What a decoded incident weighs in the store's cache (see `CACHED_RECORDS`)."""
     return (
-        1
+        4
         + 4 * len(incident.events)
         + len(incident.audit)
+        + len(incident.assessment.contributions)
         + len(incident.findings)
         + len(incident.failures)
         + len(incident.empty_lookups)
