@@ -34,15 +34,7 @@ if TYPE_CHECKING:
     from fido.scoring._history import History
     from fido.scoring._policy import Policy
 
-__all__ = [
-    "Context",
-    "apportion",
-    "canonical",
-    "contribution",
-    "describe",
-    "printable",
-    "subject_key",
-]
+__all__ = ["Context", "apportion", "canonical", "contribution", "printable", "subject_key"]
 
 F = TypeVar("F", Reputation, HostContext, UserContext)
 
@@ -62,7 +54,7 @@ def subject_key(subject: Subject | None) -> str:
     return f"user:{subject.key}"
 
 
-def describe(subject: Subject | None) -> str:
+def _describe(subject: Subject | None) -> str:
     """A subject for an explanation; indicators defanged, since people read this."""
     if type(subject) is Observable:
         text = subject.defanged()
@@ -262,7 +254,7 @@ class Context:
         """
         text = self.described.get(key)
         if text is None:
-            text = self.described[key] = describe(subject)
+            text = self.described[key] = _describe(subject)
         return text
 
     def keys_of(self, host: Host) -> tuple[str, ...]:

@@ -23,8 +23,8 @@ __all__ = ["assess", "combination", "combine"]
 THREAT_RULES: Final = _threat.RULES
 """The threat rules, in the order they run; each appends its contributions to a list."""
 THREAT: Final = Dimension.THREAT
-MACHINE: Final = Dimension.MACHINE
-USER: Final = Dimension.USER
+_OTHER_RULES: Final = ((Dimension.MACHINE, _machine.machine), (Dimension.USER, _user.user))
+"""The machine and user dimensions' rules, each returning its contributions."""
 
 
 def combine(policy: Policy, threat: int, machine: int, user: int) -> int:
@@ -110,22 +110,17 @@ def assess(
             threat += c.points
         if not 0 <= threat <= 100:
             threat = _bound(THREAT, threat, found)
-        rule = _machine.machine
-        dimension = _machine.machine(context)
-        machine = 0
-        for c in dimension:
-            machine += c.points
-        found += dimension
-        if not 0 <= machine <= 100:
-            machine = _bound(MACHINE, machine, found)
-        rule = _user.user
-        dimension = _user.user(context)
-        user = 0
-        for c in dimension:
-            user += c.points
-        found += dimension
-        if not 0 <= user <= 100:
-            user = _bound(USER, user, found)
+        scores = []
+        for dimension, rule in _OTHER_RULES:
+            made = rule(context)
+            points = 0
+            for c in made:
+                points += c.points
+            found += made
+            if not 0 <= points <= 100:
+                points = _bound(dimension, points, found)
+            scores.append(points)
+        machine, user = scores
     except ScoringError as exc:
         raise ScoringError(
             exc.message, rule=exc.rule or "context", incident_id=_id(incident)

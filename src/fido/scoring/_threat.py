@@ -9,20 +9,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fido._assessment import Contribution, Dimension
 from fido._findings import Reliability, Reputation, Verdict
-from fido._observable import Observable
-from fido.scoring._context import (
-    Context,
-    apportion,
-    canonical,
-    contribution,
-    describe,
-    printable,
-)
+from fido.scoring._context import Context, apportion, canonical, contribution, printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fido._event import Event
+    from fido._observable import Observable
     from fido.scoring._compiled import Compiled
 
 __all__ = ["RULES"]
@@ -146,14 +139,7 @@ def reputation(ctx: Context, out: list[Contribution]) -> None:
             if not points:
                 continue
             if described is None:
-                subject = finding.subject
-                if type(subject) is Observable:  # `describe`, without its call
-                    described = subject.defanged()
-                    if not described.isprintable():
-                        described = printable(described)
-                else:
-                    described = describe(subject)
-                ctx.described[key] = described
+                described = ctx.describe(key, finding.subject)
             _, _, details, rule = weighted
             source = finding.source
             if not source.isprintable():
@@ -281,14 +267,11 @@ def sightings(ctx: Context, out: list[Contribution]) -> None:
     if not points:
         return
     times = "once" if best_count == 1 else f"{best_count} times"
-    described = ctx.described.get(best.key)  # usually described by the reputation rule
-    if described is None:
-        described = ctx.describe(best.key, best)
     out.append(
         contribution(
             THREAT,
             points,
-            f"{described} seen before ({times})",
+            f"{ctx.describe(best.key, best)} seen before ({times})",
             "history",
             "threat.sightings",
         )

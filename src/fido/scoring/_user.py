@@ -100,11 +100,8 @@ def _user(ctx: Context, key: str, account: User) -> list[Contribution]:
                     continue
                 match = search(text)
                 if match is not None:
-                    source = context.source
-                    if not source.isprintable():
-                        source = printable(source)
                     reason = f"{label} {text!r} is watched ({match[0].lower()})"
-                    result.append(contribution(USER, points, reason, source, rule))
+                    result.append(contribution(USER, points, reason, _source(context), rule))
                     break
         for c in contexts:  # the usual single context in no such state needs no call
             if c.enabled is False or c.locked or c.service_account:
